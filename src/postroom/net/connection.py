@@ -1,0 +1,124 @@
+"""One client connection, as every protocol session sees it.
+
+Sessions read raw chunks and feed them to their sans-IO core; they write whole replies.
+STARTTLS goes through ``start_tls``, which throws away anything the client sent before the
+handshake (RFC 3207 §4.2, CVE-2011-0411 class of command injection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import ssl
+
+from postroom import log
+
+_ids = itertools.count(1)
+_prefix = os.urandom(3).hex()
+
+READ_CHUNK = 65536
+
+
+class ConnectionClosed(Exception):
+    """The peer went away, or the connection was closed under us."""
+
+
+class Connection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        service: str,
+        idle_timeout: float,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.service = service
+        self.idle_timeout = idle_timeout
+        self.session_id = f"{_prefix}{next(_ids):x}"
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        self.peer_ip: str = peer[0]
+        self.peer_port: int = peer[1]
+        self.local_ip: str = local[0]
+        self.local_port: int = local[1]
+        self._closed = False
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def secure(self) -> bool:
+        return self.writer.get_extra_info("ssl_object") is not None
+
+    def tls_info(self) -> str | None:
+        """``"TLSv1.3 TLS_AES_256_GCM_SHA384"`` for Received headers and logs."""
+        obj: ssl.SSLObject | None = self.writer.get_extra_info("ssl_object")
+        if obj is None:
+            return None
+        cipher = obj.cipher()
+        return f"{obj.version()} {cipher[0] if cipher else '?'}"
+
+    # -- I/O -----------------------------------------------------------------------------
+    async def read(self, timeout: float | None = None) -> bytes:
+        """Up to 64 KiB; raises TimeoutError after the idle timeout, ConnectionClosed at EOF."""
+        try:
+            async with asyncio.timeout(timeout if timeout is not None else self.idle_timeout):
+                data = await self.reader.read(READ_CHUNK)
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+        if not data:
+            raise ConnectionClosed("eof")
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise ConnectionClosed("closed")
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+
+    def write_nowait(self, data: bytes) -> None:
+        """Queue bytes without waiting; pair with ``drain`` when batching replies."""
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+
+    async def start_tls(self, context: ssl.SSLContext, timeout: float = 30.0) -> int:
+        """Upgrade to TLS.  Returns how many plaintext bytes were buffered and discarded;
+        the caller must also drop anything its own protocol core has buffered."""
+        discarded = len(self.reader._buffer)  # noqa: SLF001 - no public API to flush it
+        self.reader._buffer.clear()  # noqa: SLF001
+        try:
+            await self.writer.start_tls(context, ssl_handshake_timeout=timeout)
+        except (ConnectionError, ssl.SSLError, OSError, TimeoutError) as exc:
+            raise ConnectionClosed(f"tls handshake: {exc}") from None
+        return discarded
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.writer.close()
+            async with asyncio.timeout(5):
+                await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError, OSError, TimeoutError):
+            pass
+
+    def log(self, event: str, level: int = logging.INFO, **fields: object) -> None:
+        log.event(event, level, sid=self.session_id, svc=self.service, **fields)

@@ -1,0 +1,131 @@
+"""Listening sockets shared by every protocol: implicit TLS, per-IP and total connection
+limits, graceful stop that lets in-flight sessions finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from postroom.net.connection import Connection, ConnectionClosed
+
+Handler = Callable[[Connection], Awaitable[None]]
+
+
+class Listener:
+    """Serves one protocol on some addresses.  ``tls`` is called at each accept so a
+    certificate reloaded on SIGHUP applies to new connections."""
+
+    def __init__(
+        self,
+        service: str,
+        addresses: list[tuple[str, int]],
+        handler: Handler,
+        *,
+        tls: Callable[[], ssl.SSLContext],
+        implicit_tls: bool,
+        idle_timeout: float,
+        limits: ConnectionLimits,
+        reject: Callable[[Connection, str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.service = service
+        self.addresses = addresses
+        self.handler = handler
+        self.tls = tls
+        self.implicit_tls = implicit_tls
+        self.idle_timeout = idle_timeout
+        self.limits = limits
+        self.reject = reject
+        self.servers: list[asyncio.Server] = []
+        self.sessions: set[asyncio.Task[None]] = set()
+
+    @property
+    def bound(self) -> list[tuple[str, int]]:
+        """The (host, port) pairs actually bound (ephemeral ports resolved)."""
+        out = []
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                out.append((host, port))
+        return out
+
+    async def start(self) -> None:
+        for host, port in self.addresses:
+            server = await asyncio.start_server(
+                self._accept, host or None, port, reuse_address=True, backlog=1024, limit=65536
+            )
+            self.servers.append(server)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer, self.service, self.idle_timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        refusal = self.limits.admit(conn.peer_ip)
+        if refusal:
+            conn.log("refused", logging.WARNING, ip=conn.peer_ip, reason=refusal)
+            try:
+                if self.implicit_tls:
+                    await conn.start_tls(self.tls(), timeout=10)
+                if self.reject is not None:
+                    await self.reject(conn, refusal)
+            except (ConnectionClosed, TimeoutError):
+                pass
+            await conn.close()
+            return
+        self.sessions.add(task)
+        conn.log("connect", ip=conn.peer_ip, port=conn.peer_port, local=conn.local_port)
+        try:
+            if self.implicit_tls:
+                await conn.start_tls(self.tls())
+            await self.handler(conn)
+        except (ConnectionClosed, TimeoutError) as exc:
+            conn.log("disconnect", reason=str(exc) or type(exc).__name__)
+        except asyncio.CancelledError:
+            conn.log("disconnect", reason="shutdown")
+        except Exception:
+            logging.getLogger("postroom").exception("session %s crashed", conn.session_id)
+        finally:
+            self.limits.release(conn.peer_ip)
+            self.sessions.discard(task)
+            await conn.close()
+            conn.log("close")
+
+    def stop_accepting(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for sessions to finish, then cancel whatever is left."""
+        if self.sessions:
+            _, pending = await asyncio.wait(set(self.sessions), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+
+class ConnectionLimits:
+    """Bounds concurrent connections per client IP and in total (DESIGN principle 7)."""
+
+    def __init__(self, per_ip: int, total: int) -> None:
+        self.per_ip = per_ip
+        self.total = total
+        self.counts: Counter[str] = Counter()
+        self.current = 0
+
+    def admit(self, ip: str) -> str | None:
+        if self.current >= self.total:
+            return "too many connections"
+        if self.counts[ip] >= self.per_ip:
+            return "too many connections from your address"
+        self.counts[ip] += 1
+        self.current += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.current -= 1
+        self.counts[ip] -= 1
+        if self.counts[ip] <= 0:
+            del self.counts[ip]

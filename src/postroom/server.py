@@ -1,0 +1,200 @@
+"""Starts the store, the listeners and the background workers; stops them gracefully.
+
+Each service is served by a session module exposing ``async handle(app, conn)``.  A service
+whose module is not available answers with its protocol's "service not available" greeting,
+so the port plumbing is real from the first day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from postroom import log
+from postroom.app import App
+from postroom.config import (
+    FALLBACK_PORTS,
+    IMPLICIT_TLS,
+    SERVICES,
+    STANDARD_PORTS,
+    ConfigError,
+    Settings,
+    parse_hostport,
+)
+from postroom.net.connection import Connection
+from postroom.net.listener import ConnectionLimits, Listener
+from postroom.net.tls import TLSManager
+from postroom.store import open_store
+
+SESSION_MODULES = {
+    "smtp": "postroom.smtp.session",
+    "submission": "postroom.smtp.session",
+    "submissions": "postroom.smtp.session",
+    "imap": "postroom.imap.session",
+    "imaps": "postroom.imap.session",
+    "pop3": "postroom.pop3.session",
+    "pop3s": "postroom.pop3.session",
+}
+
+# Idle timeouts: RFC 5321 §4.5.3.2.7 (SMTP server, 5 min), RFC 9051 §5.4 (IMAP autologout
+# at least 30 min), RFC 1939 §3 (POP3 at least 10 min).
+IDLE_TIMEOUTS = {"smtp": 300.0, "imap": 1800.0, "pop3": 600.0}
+
+GRACE_SECONDS = 30.0
+
+
+def family(service: str) -> str:
+    """"submissions" -> "smtp", "imaps" -> "imap", "pop3s" -> "pop3"."""
+    if service in ("smtp", "submission", "submissions"):
+        return "smtp"
+    return service.rstrip("s") if service != "pop3" else "pop3"
+
+
+def refusal_line(service: str, hostname: str, reason: str) -> bytes:
+    """The protocol's way of saying "not now" before a session begins."""
+    fam = family(service)
+    if fam == "smtp":
+        return f"421 4.3.2 {hostname} {reason}\r\n".encode()
+    if fam == "imap":
+        return f"* BYE [UNAVAILABLE] {reason}\r\n".encode()
+    return f"-ERR [SYS/TEMP] {reason}\r\n".encode()
+
+
+def resolve_addresses(settings: Settings, service: str) -> list[tuple[str, int]]:
+    """Configured addresses, or the standard port when we may bind it, else the fallback."""
+    configured = getattr(settings.listen, service)
+    if configured is not None:
+        return [parse_hostport(a, f"listen.{service}") for a in configured]
+    port = STANDARD_PORTS[service] if os.geteuid() == 0 else FALLBACK_PORTS[service]
+    return [("", port)]
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.listeners: dict[str, Listener] = {}
+        self.app: App | None = None
+        self.workers: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    def port(self, service: str) -> int:
+        """The first bound port of a service (tests use ephemeral ports)."""
+        return self.listeners[service].bound[0][1]
+
+    async def start(self) -> None:
+        from postroom.auth.authenticator import Authenticator
+
+        s = self.settings
+        s.data_path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        tls = TLSManager(s.tls.cert, s.tls.key, s.data_path, s.hostname)
+        store = open_store(s)
+        await store.open()
+        self.app = App(settings=s, store=store, auth=Authenticator(store, s.auth), tls=tls)
+        limits = ConnectionLimits(s.limits.connections_per_ip, s.limits.connections)
+        try:
+            for service in SERVICES:
+                addresses = resolve_addresses(s, service)
+                if not addresses:
+                    continue
+                listener = Listener(
+                    service,
+                    addresses,
+                    self._handler(service),
+                    tls=lambda: tls.context,
+                    implicit_tls=service in IMPLICIT_TLS,
+                    idle_timeout=IDLE_TIMEOUTS[family(service)],
+                    limits=limits,
+                    reject=partial(self._reject, service),
+                )
+                try:
+                    await listener.start()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"listen.{service}: cannot listen on {addresses}: {exc.strerror}"
+                    ) from None
+                self.listeners[service] = listener
+        except BaseException:
+            await self._close_listeners()
+            await store.close()
+            raise
+        self._drop_privileges()
+        self.workers.extend(self._start_workers())
+        for service, listener in self.listeners.items():
+            log.event("listening", svc=service, on=" ".join(f"{h}:{p}" for h, p in listener.bound))
+
+    def _start_workers(self) -> list[asyncio.Task[None]]:
+        """Background workers that live as long as the server (the outbound queue, later)."""
+        return []
+
+    def _handler(self, service: str) -> Callable[[Connection], Awaitable[None]]:
+        try:
+            module = importlib.import_module(SESSION_MODULES[service])
+        except ModuleNotFoundError:
+            return partial(self._unavailable, service)
+        return partial(module.handle, self.app)
+
+    async def _unavailable(self, service: str, conn: Connection) -> None:
+        await conn.write(refusal_line(service, self.settings.hostname, "service not available"))
+
+    async def _reject(self, service: str, conn: Connection, reason: str) -> None:
+        await conn.write(refusal_line(service, self.settings.hostname, reason))
+
+    def _drop_privileges(self) -> None:
+        """Bind as root, then serve as ``user`` (Postfix's and Dovecot's model)."""
+        name = self.settings.user
+        if not name or os.geteuid() != 0:
+            return
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise ConfigError(f"user: no such system user {name!r}") from None
+        for root, dirs, files in os.walk(self.settings.data_path):
+            for item in (root, *(os.path.join(root, f) for f in dirs + files)):
+                os.chown(item, entry.pw_uid, entry.pw_gid)
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+        log.event("privileges dropped", user=name)
+
+    def reload(self) -> None:
+        """SIGHUP: new certificates apply to new connections."""
+        assert self.app is not None
+        try:
+            self.app.tls.reload()
+            log.event("reloaded")
+        except ConfigError as exc:
+            log.event("reload failed", error=str(exc))
+
+    async def stop(self, grace: float = GRACE_SECONDS) -> None:
+        """Stop accepting, let sessions in flight finish (up to ``grace``), close the store."""
+        for listener in self.listeners.values():
+            listener.stop_accepting()
+        for task in self.workers:
+            task.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+        await asyncio.gather(*(lst.drain(grace) for lst in self.listeners.values()))
+        await self._close_listeners()
+        if self.app is not None:
+            await self.app.store.close()
+        self._stopped.set()
+
+    async def _close_listeners(self) -> None:
+        for listener in self.listeners.values():
+            listener.stop_accepting()
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop_requested.set)
+        loop.add_signal_handler(signal.SIGINT, stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await stop_requested.wait()
+        log.event("stopping", grace=GRACE_SECONDS)
+        await self.stop()
+        log.event("stopped")
