@@ -168,7 +168,10 @@ def _read_password(args: argparse.Namespace) -> str:
 def _secrets(password: str) -> tuple[str, Any]:
     from postroom.auth.passwords import hash_password, scram_secrets
 
-    return hash_password(password), scram_secrets(password)
+    try:
+        return hash_password(password), scram_secrets(password)
+    except ValueError as exc:  # SASLprep (RFC 4013) forbids control characters and the like
+        raise UsageError(f"unusable password: {exc}") from None
 
 
 def _domain_of(address: str) -> str:

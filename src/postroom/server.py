@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 
 from postroom import log
 from postroom.app import App
@@ -27,7 +28,7 @@ from postroom.config import (
 )
 from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
-from postroom.net.tls import TLSManager
+from postroom.net.tls import TLSManager, write_private
 from postroom.store import open_store
 
 SESSION_MODULES = {
@@ -64,13 +65,24 @@ def refusal_line(service: str, hostname: str, reason: str) -> bytes:
     return f"-ERR [SYS/TEMP] {reason}\r\n".encode()
 
 
-def resolve_addresses(settings: Settings, service: str) -> list[tuple[str, int]]:
-    """Configured addresses, or the standard port when we may bind it, else the fallback."""
+def address_choices(settings: Settings, service: str) -> list[list[tuple[str, int]]]:
+    """Configured addresses; with none configured, the standard port on every interface, then
+    the fallback port when the standard one cannot be bound (not root, or taken)."""
     configured = getattr(settings.listen, service)
     if configured is not None:
-        return [parse_hostport(a, f"listen.{service}") for a in configured]
-    port = STANDARD_PORTS[service] if os.geteuid() == 0 else FALLBACK_PORTS[service]
-    return [("", port)]
+        return [[parse_hostport(a, f"listen.{service}") for a in configured]]
+    return [[("", STANDARD_PORTS[service])], [("", FALLBACK_PORTS[service])]]
+
+
+def persistent_secret(path: Path) -> bytes:
+    """32 random bytes kept in a 0600 file, made on first start (SCRAM's fake salts for unknown
+    users must not change across restarts, or a restart would reveal which users exist)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        secret = os.urandom(32)
+        write_private(path, secret)
+        return secret
 
 
 class Server:
@@ -93,30 +105,14 @@ class Server:
         tls = TLSManager(s.tls.cert, s.tls.key, s.data_path, s.hostname)
         store = open_store(s)
         await store.open()
-        self.app = App(settings=s, store=store, auth=Authenticator(store, s.auth), tls=tls)
+        auth = Authenticator(store, s.auth, fake_key=persistent_secret(s.data_path / "auth.key"))
+        self.app = App(settings=s, store=store, auth=auth, tls=tls)
         limits = ConnectionLimits(s.limits.connections_per_ip, s.limits.connections)
         try:
             for service in SERVICES:
-                addresses = resolve_addresses(s, service)
-                if not addresses:
-                    continue
-                listener = Listener(
-                    service,
-                    addresses,
-                    self._handler(service),
-                    tls=lambda: tls.context,
-                    implicit_tls=service in IMPLICIT_TLS,
-                    idle_timeout=IDLE_TIMEOUTS[family(service)],
-                    limits=limits,
-                    reject=partial(self._reject, service),
-                )
-                try:
-                    await listener.start()
-                except OSError as exc:
-                    raise ConfigError(
-                        f"listen.{service}: cannot listen on {addresses}: {exc.strerror}"
-                    ) from None
-                self.listeners[service] = listener
+                listener = await self._listen(service, tls, limits)
+                if listener is not None:
+                    self.listeners[service] = listener
         except BaseException:
             await self._close_listeners()
             await store.close()
@@ -125,6 +121,35 @@ class Server:
         self.workers.extend(self._start_workers())
         for service, listener in self.listeners.items():
             log.event("listening", svc=service, on=" ".join(f"{h}:{p}" for h, p in listener.bound))
+
+    async def _listen(
+        self, service: str, tls: TLSManager, limits: ConnectionLimits
+    ) -> Listener | None:
+        choices = address_choices(self.settings, service)
+        for n, addresses in enumerate(choices, 1):
+            if not addresses:
+                return None
+            listener = Listener(
+                service,
+                addresses,
+                self._handler(service),
+                tls=lambda: tls.context,
+                implicit_tls=service in IMPLICIT_TLS,
+                idle_timeout=IDLE_TIMEOUTS[family(service)],
+                limits=limits,
+                reject=partial(self._reject, service),
+            )
+            try:
+                await listener.start()
+                return listener
+            except OSError as exc:
+                listener.stop_accepting()
+                if n == len(choices):
+                    where = " ".join(f"{h}:{p}" for h, p in addresses)
+                    raise ConfigError(
+                        f"listen.{service}: cannot listen on {where}: {exc.strerror}"
+                    ) from None
+        return None
 
     def _start_workers(self) -> list[asyncio.Task[None]]:
         """Background workers that live as long as the server (the outbound queue, later)."""
