@@ -202,11 +202,18 @@ def _check(hint: Any, value: Any, name: str) -> Any:
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{name}: expected an integer, got {_kind(value)}")
     if not isinstance(value, hint):
-        raise ConfigError(f"{name}: expected {_KIND_NAMES.get(hint, hint.__name__)}, got {_kind(value)}")
+        raise ConfigError(
+            f"{name}: expected {_KIND_NAMES.get(hint, hint.__name__)}, got {_kind(value)}"
+        )
     return value
 
 
-_KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean (true/false)", float: "a number"}
+_KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "a boolean (true/false)",
+    float: "a number",
+}
 
 
 def _kind(value: Any) -> str:

@@ -49,7 +49,7 @@ GRACE_SECONDS = 30.0
 
 
 def family(service: str) -> str:
-    """"submissions" -> "smtp", "imaps" -> "imap", "pop3s" -> "pop3"."""
+    """ "submissions" -> "smtp", "imaps" -> "imap", "pop3s" -> "pop3"."""
     if service in ("smtp", "submission", "submissions"):
         return "smtp"
     return service.rstrip("s") if service != "pop3" else "pop3"

@@ -29,7 +29,9 @@ class TLSManager:
         try:
             ctx.load_cert_chain(self.cert_path, self.key_path)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"tls: cannot load {self.cert_path} / {self.key_path}: {exc}") from None
+            raise ConfigError(
+                f"tls: cannot load {self.cert_path} / {self.key_path}: {exc}"
+            ) from None
         return ctx
 
     def reload(self) -> None:

@@ -99,4 +99,18 @@ class ModSeq:
     at_least: int
 
 
-Query = All | And | Or | Not | UidIn | HasFlag | Header | Body | Text | Size | InternalDate | SentDate | ModSeq
+Query = (
+    All
+    | And
+    | Or
+    | Not
+    | UidIn
+    | HasFlag
+    | Header
+    | Body
+    | Text
+    | Size
+    | InternalDate
+    | SentDate
+    | ModSeq
+)

@@ -1,0 +1,170 @@
+"""The `postroom` command as an admin uses it: serve, administer while running, stop."""
+
+from __future__ import annotations
+
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from postroom.config import SERVICES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(
+    *args: str, config: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "postroom"]
+    if config is not None:
+        cmd += ["-c", str(config)]
+    return subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True, timeout=60)
+
+
+PORTS: dict[str, int] = {}
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    """A config with every service on a free loopback port (recorded in PORTS)."""
+    PORTS.update({s: free_port() for s in SERVICES})
+    listen = "\n".join(f'{s} = ["127.0.0.1:{p}"]' for s, p in PORTS.items())
+    path = tmp_path / "postroom.toml"
+    path.write_text(f'hostname = "mx.cli.test"\ndata_dir = "{tmp_path}/data"\n[listen]\n{listen}\n')
+    return path
+
+
+@pytest.fixture
+def serving(config_file):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "-c", str(config_file), "serve"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            banner.append(line)
+            if "user add" in line:
+                break
+        proc.banner = "".join(banner)  # type: ignore[attr-defined]
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        proc.stderr.close()
+
+
+def test_version():
+    out = run("version")
+    assert out.returncode == 0
+    assert out.stdout.startswith("postroom ")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[limits]\nmesage_size = 1\n", "limits.mesage_size: unknown key"),
+        ("[tls]\ncert = '/nope.pem'\nkey = '/nope.key'\n", "tls.cert: cannot read /nope.pem"),
+        ("data_dir = 3\n", "data_dir: expected a string"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(tmp_path, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    out = run("serve", config=path)
+    assert out.returncode == 2
+    assert needle in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_admin_commands(config_file):
+    assert run("domain", "add", "Example.TEST", config=config_file).returncode == 0
+    assert run("domain", "list", config=config_file).stdout.split() == ["example.test"]
+    out = run(
+        "user", "add", "Ann@example.test", "--password-stdin", config=config_file, stdin="pw1\n"
+    )
+    assert out.returncode == 0, out.stderr
+    out = run(
+        "user", "add", "bob@nothosted.test", "--password-stdin", config=config_file, stdin="x\n"
+    )
+    assert out.returncode == 2 and "not hosted" in out.stderr
+    assert (
+        run("alias", "add", "@example.test", "ann@example.test", config=config_file).returncode == 0
+    )
+    assert (
+        run(
+            "alias",
+            "add",
+            "info@example.test",
+            "ann@example.test",
+            "x@else.test",
+            config=config_file,
+        ).returncode
+        == 0
+    )
+    aliases = run("alias", "list", config=config_file).stdout
+    assert "@example.test\tann@example.test" in aliases
+    assert "info@example.test\tann@example.test x@else.test" in aliases
+    assert run("alias", "remove", "info@example.test", config=config_file).returncode == 0
+    assert "info@" not in run("alias", "list", config=config_file).stdout
+    users = run("user", "list", config=config_file).stdout
+    assert users.startswith("ann@example.test\t0 messages")
+    assert run("user", "quota", "ann@example.test", "1M", config=config_file).returncode == 0
+    assert "/1048576 bytes" in run("user", "list", config=config_file).stdout
+    out = run(
+        "user", "passwd", "ann@example.test", "--password-stdin", config=config_file, stdin="pw2\n"
+    )
+    assert out.returncode == 0
+    out = run("domain", "remove", "example.test", config=config_file)
+    assert out.returncode == 2  # still has users and aliases
+    assert run("user", "remove", "ann@example.test", config=config_file).returncode == 0
+    assert run("alias", "remove", "@example.test", config=config_file).returncode == 0
+    assert run("domain", "remove", "example.test", config=config_file).returncode == 0
+
+
+def test_serve_banner_admin_while_running_and_sigterm(serving, config_file):
+    ports = PORTS
+    assert f"127.0.0.1:{ports['imap']}" in serving.banner
+    assert "postroom -c" in serving.banner and "domain add" in serving.banner
+    # administration while the server runs, effective without restart
+    assert run("domain", "add", "live.test", config=config_file).returncode == 0
+    with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=10) as client:
+        code, _ = client.ehlo("client.test")
+        assert code == 250
+        client.mail("someone@elsewhere.test")
+        code, _ = client.rcpt("nobody@live.test")
+        assert code == 550  # the domain is hosted now; the user is unknown
+    serving.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert serving.poll() is None
+    serving.send_signal(signal.SIGTERM)
+    assert serving.wait(30) == 0
+    rest = serving.stderr.read()
+    assert "stopped" in rest
+
+
+def test_default_ports_fall_back(tmp_path):
+    from postroom import config
+    from postroom.server import address_choices
+
+    s = config.from_dict({"data_dir": str(tmp_path)})
+    assert address_choices(s, "imaps") == [[("", 993)], [("", 2993)]]
+    assert address_choices(s, "smtp") == [[("", 25)], [("", 2525)]]
+    s = config.from_dict({"data_dir": str(tmp_path), "listen": {"pop3": []}})
+    assert address_choices(s, "pop3") == [[]]
