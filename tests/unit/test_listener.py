@@ -137,3 +137,37 @@ def test_self_signed_is_reused(tmp_path):
     assert first.cert_path == second.cert_path
     assert (tmp_path / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
     assert isinstance(second.context, ssl.SSLContext)
+
+
+async def test_drain_lets_busy_sessions_finish(tls):
+    """A session receiving mail (conn.busy) finishes its work during a graceful stop."""
+    finished = asyncio.Event()
+
+    async def handler(conn: Connection) -> None:
+        await conn.write(b"hello\r\n")
+        await conn.read()
+        conn.busy = True
+        await asyncio.sleep(0.3)  # committing a message
+        conn.busy = False
+        await conn.write(b"250 done\r\n")
+        finished.set()
+
+    listener = Listener(
+        "test",
+        [("127.0.0.1", 0)],
+        handler,
+        tls=lambda: tls.context,
+        implicit_tls=False,
+        idle_timeout=5,
+        limits=ConnectionLimits(10, 10),
+    )
+    await listener.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.bound[0][1])
+    assert await reader.readline() == b"hello\r\n"
+    writer.write(b"DATA\r\n")
+    await asyncio.sleep(0.1)
+    listener.stop_accepting()
+    await listener.drain(5)
+    assert finished.is_set()
+    assert await reader.readline() == b"250 done\r\n"
+    writer.close()

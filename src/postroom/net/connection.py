@@ -46,6 +46,9 @@ class Connection:
         self.local_ip: str = local[0]
         self.local_port: int = local[1]
         self._closed = False
+        # True while a message is being received or committed (SMTP DATA/BDAT, IMAP APPEND):
+        # a graceful stop waits for busy sessions and ends idle ones at once.
+        self.busy = False
         sock = writer.get_extra_info("socket")
         if sock is not None:
             try:

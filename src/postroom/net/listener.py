@@ -39,7 +39,7 @@ class Listener:
         self.limits = limits
         self.reject = reject
         self.servers: list[asyncio.Server] = []
-        self.sessions: set[asyncio.Task[None]] = set()
+        self.sessions: dict[asyncio.Task[None], Connection] = {}
 
     @property
     def bound(self) -> list[tuple[str, int]]:
@@ -74,7 +74,7 @@ class Listener:
                 pass
             await conn.close()
             return
-        self.sessions.add(task)
+        self.sessions[task] = conn
         conn.log("connect", ip=conn.peer_ip, port=conn.peer_port, local=conn.local_port)
         try:
             if self.implicit_tls:
@@ -88,7 +88,7 @@ class Listener:
             logging.getLogger("postroom").exception("session %s crashed", conn.session_id)
         finally:
             self.limits.release(conn.peer_ip)
-            self.sessions.discard(task)
+            self.sessions.pop(task, None)
             await conn.close()
             conn.log("close")
 
@@ -97,7 +97,11 @@ class Listener:
             server.close()
 
     async def drain(self, timeout: float) -> None:
-        """Wait for sessions to finish, then cancel whatever is left."""
+        """End idle sessions now; let busy ones (receiving mail) finish within ``timeout``,
+        then cancel whatever is left."""
+        for task, conn in list(self.sessions.items()):
+            if not conn.busy:
+                task.cancel()
         if self.sessions:
             _, pending = await asyncio.wait(set(self.sessions), timeout=timeout)
             for task in pending:
