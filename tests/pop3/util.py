@@ -1,0 +1,100 @@
+"""Helpers shared by the POP3 tests: drive the core, decode multi-line bodies, a SCRAM client."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from postroom.pop3.core import Event, Login, Pop3Core, Reply, State
+from postroom.pop3.maildrop import Entry, Maildrop
+
+
+def make_core(*, secure: bool = False, plaintext: bool = True, tls: bool = True) -> Pop3Core:
+    mechanisms = ["PLAIN", "LOGIN", "SCRAM-SHA-256"] if plaintext else []
+    return Pop3Core(
+        "pop.example.test",
+        secure=secure,
+        tls_available=tls,
+        mechanisms=mechanisms,
+        plaintext_allowed=plaintext,
+    )
+
+
+def events(core: Pop3Core, data: bytes = b"") -> list[Event]:
+    """Feed ``data`` and collect events until the core needs input or a completion."""
+    core.receive(data)
+    out = []
+    while (event := core.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+def one(core: Pop3Core, data: bytes) -> Event:
+    got = events(core, data)
+    assert len(got) == 1, got
+    return got[0]
+
+
+def reply(core: Pop3Core, data: bytes) -> bytes:
+    """The bytes of the single Reply/Close that ``data`` produces."""
+    event = one(core, data)
+    assert hasattr(event, "data"), event
+    return event.data  # type: ignore[union-attr]
+
+
+MESSAGES = [Entry(uid=10, size=100, seen=False), Entry(11, 250, True), Entry(15, 30, False)]
+
+
+def logged_in(entries: list[Entry] | None = None, uidvalidity: int = 7) -> Pop3Core:
+    """A core in the TRANSACTION state with a small maildrop."""
+    core = make_core()
+    assert reply(core, b"USER a@example.test\r\n").startswith(b"+OK")
+    assert isinstance(one(core, b"PASS secret\r\n"), Login)
+    answer = core.logged_in(Maildrop(uidvalidity, MESSAGES if entries is None else entries))
+    assert isinstance(answer, Reply) and answer.data.startswith(b"+OK")
+    assert core.state is State.TRANSACTION
+    return core
+
+
+def unstuff(payload: bytes) -> bytes:
+    """The content of a multi-line body (after the status line) without stuffing and
+    terminator."""
+    assert payload.endswith(b".\r\n"), payload[-20:]
+    payload = payload[:-3]
+    lines = payload.split(b"\r\n")
+    return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+class ScramClient:
+    """RFC 5802 / RFC 7677 client side of SCRAM-SHA-256, enough to log in (no channel binding)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.bare = f"n={username},r={self.nonce}"
+        self.server_signature = b""
+
+    def first(self) -> bytes:
+        return f"n,,{self.bare}".encode()
+
+    def final(self, server_first: bytes) -> bytes:
+        fields = dict(item.split("=", 1) for item in server_first.decode().split(","))
+        assert fields["r"].startswith(self.nonce)
+        salt = base64.b64decode(fields["s"])
+        iterations = int(fields["i"])
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, iterations)
+        client_key = hmac.digest(salted, b"Client Key", "sha256")
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = f"c=biws,r={fields['r']}"
+        auth_message = f"{self.bare},{server_first.decode()},{without_proof}".encode()
+        signature = hmac.digest(stored_key, auth_message, "sha256")
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        server_key = hmac.digest(salted, b"Server Key", "sha256")
+        self.server_signature = hmac.digest(server_key, auth_message, "sha256")
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, server_final: bytes) -> bool:
+        return server_final == b"v=" + base64.b64encode(self.server_signature)
