@@ -29,6 +29,7 @@ async def echo(conn: Connection) -> None:
             if line.strip() == b"QUIT":
                 return
             if line.strip() == b"STARTTLS":
+                conn.freeze()
                 await conn.write(b"go\r\n")
                 buffer = b""  # our own core's buffer must go too
                 await conn.start_tls(conn.tls_context)  # type: ignore[attr-defined]

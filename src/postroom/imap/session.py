@@ -272,6 +272,7 @@ async def cmd_id(s: Session, cmd: Command) -> bytes:
 async def cmd_starttls(s: Session, cmd: Command) -> bytes:
     if s.conn.secure:
         return response.tagged(cmd.tag, "BAD", "TLS is already active")
+    s.conn.freeze()
     s.send(response.tagged(cmd.tag, "OK", "Begin TLS negotiation now"))
     await s.flush()
     await s.conn.start_tls(s.app.tls.context)

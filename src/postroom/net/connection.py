@@ -1,8 +1,8 @@
 """One client connection, as every protocol session sees it.
 
 Sessions read raw chunks and feed them to their sans-IO core; they write whole replies.
-STARTTLS goes through ``start_tls``, which throws away anything the client sent before the
-handshake (RFC 3207 §4.2, CVE-2011-0411 class of command injection).
+STARTTLS goes through ``freeze`` then ``start_tls``, which throw away anything the client sent
+before the go-ahead reply (RFC 3207 §4.2, CVE-2011-0411 class of command injection).
 """
 
 from __future__ import annotations
@@ -101,11 +101,20 @@ class Connection:
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             raise ConnectionClosed(str(exc)) from None
 
-    async def start_tls(self, context: ssl.SSLContext, timeout: float = 30.0) -> int:
-        """Upgrade to TLS.  Returns how many plaintext bytes were buffered and discarded;
-        the caller must also drop anything its own protocol core has buffered."""
+    def freeze(self) -> int:
+        """Stop reading and drop what the client sent so far; call it *before* sending the
+        reply that starts TLS (RFC 3207 §4.2).  Bytes sent before that reply are plaintext
+        injection; bytes sent after it are the TLS handshake and stay in the socket for the
+        TLS layer.  Returns how many bytes were dropped."""
+        self.writer.transport.pause_reading()
         discarded = len(self.reader._buffer)  # noqa: SLF001 - no public API to flush it
         self.reader._buffer.clear()  # noqa: SLF001
+        return discarded
+
+    async def start_tls(self, context: ssl.SSLContext, timeout: float = 30.0) -> int:
+        """Upgrade to TLS (call ``freeze`` before sending the go-ahead reply).  Returns how many
+        plaintext bytes were dropped; the caller must also drop what its core buffered."""
+        discarded = self.freeze()
         try:
             await self.writer.start_tls(context, ssl_handshake_timeout=timeout)
         except (ConnectionError, ssl.SSLError, OSError, TimeoutError) as exc:

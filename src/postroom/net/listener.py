@@ -15,8 +15,8 @@ Handler = Callable[[Connection], Awaitable[None]]
 
 
 class Listener:
-    """Serves one protocol on some addresses.  ``tls`` is called at each accept so a
-    certificate reloaded on SIGHUP applies to new connections."""
+    """Serves one protocol on some addresses.  With implicit TLS the handshake is done by the
+    event loop before the handler runs (``tls()`` is the context, reloaded in place)."""
 
     def __init__(
         self,
@@ -54,7 +54,14 @@ class Listener:
     async def start(self) -> None:
         for host, port in self.addresses:
             server = await asyncio.start_server(
-                self._accept, host or None, port, reuse_address=True, backlog=1024, limit=65536
+                self._accept,
+                host or None,
+                port,
+                reuse_address=True,
+                backlog=1024,
+                limit=65536,
+                ssl=self.tls() if self.implicit_tls else None,
+                ssl_handshake_timeout=30 if self.implicit_tls else None,
             )
             self.servers.append(server)
 
@@ -66,8 +73,6 @@ class Listener:
         if refusal:
             conn.log("refused", logging.WARNING, ip=conn.peer_ip, reason=refusal)
             try:
-                if self.implicit_tls:
-                    await conn.start_tls(self.tls(), timeout=10)
                 if self.reject is not None:
                     await self.reject(conn, refusal)
             except (ConnectionClosed, TimeoutError):
@@ -77,8 +82,6 @@ class Listener:
         self.sessions[task] = conn
         conn.log("connect", ip=conn.peer_ip, port=conn.peer_port, local=conn.local_port)
         try:
-            if self.implicit_tls:
-                await conn.start_tls(self.tls())
             await self.handler(conn)
         except (ConnectionClosed, TimeoutError) as exc:
             conn.log("disconnect", reason=str(exc) or type(exc).__name__)
@@ -89,7 +92,10 @@ class Listener:
         finally:
             self.limits.release(conn.peer_ip)
             self.sessions.pop(task, None)
-            await conn.close()
+            try:
+                await conn.close()
+            except asyncio.CancelledError:
+                pass  # cancelled again while closing at shutdown; the socket is closed anyway
             conn.log("close")
 
     def stop_accepting(self) -> None:

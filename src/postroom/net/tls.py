@@ -12,8 +12,9 @@ from postroom.config import ConfigError
 
 
 class TLSManager:
-    """Holds the current server SSLContext; ``reload()`` swaps it (SIGHUP) without touching
-    connections already established."""
+    """Holds the server SSLContext.  ``reload()`` (SIGHUP) loads the certificate into the same
+    context object, so listeners that were given it (implicit TLS) use the new certificate for
+    new connections, and established connections are untouched."""
 
     def __init__(self, cert: str | None, key: str | None, data_dir: Path, hostname: str) -> None:
         if cert is None or key is None:
@@ -35,7 +36,8 @@ class TLSManager:
         return ctx
 
     def reload(self) -> None:
-        self.context = self._build()
+        self._build()  # validate first: a bad new certificate leaves the old one serving
+        self.context.load_cert_chain(self.cert_path, self.key_path)
 
 
 def ensure_self_signed(folder: Path, hostname: str) -> tuple[str, str]:

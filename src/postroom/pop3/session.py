@@ -94,6 +94,7 @@ class Pop3Session:
             case Reply() | Close():
                 await self._send(event)
             case StartTls(reply=reply):
+                self.conn.freeze()
                 await self.conn.write(reply)
                 await self.conn.start_tls(self.app.tls.context)
                 core.tls_started(auth.mechanisms(True), auth.plaintext_allowed(True))
