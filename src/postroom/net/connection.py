@@ -76,6 +76,8 @@ class Connection:
         try:
             async with asyncio.timeout(timeout if timeout is not None else self.idle_timeout):
                 data = await self.reader.read(READ_CHUNK)
+        except TimeoutError:
+            raise  # the idle timeout: the session says goodbye in its protocol
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             raise ConnectionClosed(str(exc)) from None
         if not data:

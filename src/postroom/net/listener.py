@@ -4,6 +4,7 @@ limits, graceful stop that lets in-flight sessions finish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections import Counter
@@ -92,10 +93,9 @@ class Listener:
         finally:
             self.limits.release(conn.peer_ip)
             self.sessions.pop(task, None)
-            try:
+            # cancelled again while closing at shutdown: the socket is closed anyway
+            with contextlib.suppress(asyncio.CancelledError):
                 await conn.close()
-            except asyncio.CancelledError:
-                pass  # cancelled again while closing at shutdown; the socket is closed anyway
             conn.log("close")
 
     def stop_accepting(self) -> None:
