@@ -1,0 +1,49 @@
+"""Moving stored texts from ``fts_pending`` into the FTS5 trigram index, off the write path.
+
+Indexing a message's text costs about one trigram per character, far more than the rest of
+storing it, and FTS5 writes a new index segment at every savepoint, so indexing inside each
+acknowledging operation made the index the bottleneck of ingest and let one huge text stall
+every other writer.  Instead the acknowledging commit only inserts the text into
+``fts_pending``; the writer thread calls :func:`index_step` when it has nothing else to do
+(and every few batches under sustained load, so the backlog stays bounded), each step a
+bounded chunk in its own transaction.  Searches look at the index and at the pending texts,
+so a message is found from the moment its append returned.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Characters of text indexed per step at most (at least one message per step): bounds how
+# long a step holds the write lock in front of acknowledgements.
+STEP_CHARS = 512 * 1024
+STEP_ROWS = 256
+
+
+def index_step(conn: sqlite3.Connection) -> int:
+    """Index one chunk of pending texts; returns how many are still pending."""
+    # A lost step is redone after a crash (the pending rows go with it), so it needs no fsync;
+    # the next acknowledging commit (synchronous FULL) makes it durable anyway.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = []
+            chars = 0
+            for blob, headers, body in conn.execute(
+                "SELECT blob, headers, body FROM fts_pending ORDER BY blob LIMIT ?", (STEP_ROWS,)
+            ):
+                if rows and chars + len(body) > STEP_CHARS:
+                    break
+                rows.append((blob, headers, body))
+                chars += len(headers) + len(body)
+            conn.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)", rows)
+            conn.executemany("DELETE FROM fts_pending WHERE blob = ?", [(r[0],) for r in rows])
+            left = conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA synchronous = FULL")
+    return left

@@ -1,0 +1,246 @@
+"""One writer thread with group commit (DESIGN principle 3).
+
+Every mutation is a function of the connection, queued by a coroutine that awaits its result.
+The thread takes everything queued, runs each operation in its own SAVEPOINT (a failing
+operation is rolled back alone), commits once — one WAL fsync for the whole batch — and only
+then announces the changes and settles the callers' futures.  Under load, the operations that
+queue up while one batch is being fsync'd form the next batch, so throughput grows with
+concurrency instead of being capped by the disk's fsync rate.
+
+Blob files whose last reference went away are unlinked after the commit, under the write
+lock, and only if no row came back for them meanwhile (another operation or another process
+may have stored the same bytes again).
+
+Deferred work (full-text indexing) runs as ``background`` steps, each its own transaction:
+when the queue has been empty a moment, every ``BACKGROUND_EVERY`` batches while it is not,
+and after every batch while the backlog exceeds ``BACKLOG``, so it neither delays
+acknowledgements much nor falls behind without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from postroom import log
+from postroom.store.base import StoreError
+from postroom.store.blobs import BlobFiles
+from postroom.store.notifier import Change, Notifier
+
+# Operations per transaction at most: bounds the time one commit holds the write lock.
+MAX_BATCH = 512
+# Background steps run after this many idle seconds (so a trickle of writes is indexed in
+# chunks, not one text per step), under sustained load after every BACKGROUND_EVERY batches,
+# and after every batch while more than BACKLOG items wait: writers are slowed down rather
+# than letting the backlog (which searches scan) grow without bound.
+BACKGROUND_IDLE = 0.05
+BACKGROUND_EVERY = 4
+BACKLOG = 1000
+
+
+@dataclass(slots=True)
+class OpContext:
+    """What an operation reports besides its result: changes to announce after commit, and
+    how many items of work it left for the background step."""
+
+    changes: list[Change] = field(default_factory=list)
+    background: int = 0
+
+    def announce(self, change: Change) -> None:
+        self.changes.append(change)
+
+
+Operation = Callable[[sqlite3.Connection, OpContext], Any]
+# A background step: a bounded amount of work in its own transaction; returns how much is left.
+Background = Callable[[sqlite3.Connection], int]
+
+
+@dataclass(slots=True)
+class _Item:
+    fn: Operation
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    files: tuple[str, ...]  # blobs written for this operation: unlink if it does not commit
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        blobs: BlobFiles,
+        notifier: Notifier,
+        background: Background,
+    ) -> None:
+        self._connect = connect
+        self._blobs = blobs
+        self._notifier = notifier
+        self._background = background
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="postroom-store-writer", daemon=True)
+        self._closed = False
+        self.batches = 0  # committed transactions, for tests and benchmarks
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, fn: Operation, files: Iterable[str] = ()) -> asyncio.Future[Any]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Item(fn, future, loop, tuple(files)))
+        return future
+
+    def stop(self) -> None:
+        """Run everything already queued, then end the thread (blocks)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- the thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        conn = self._connect()
+        try:
+            pending = 1  # work may be left from before a crash
+            since_background = 0
+            while True:
+                try:
+                    first = (
+                        self._queue.get(timeout=BACKGROUND_IDLE) if pending else self._queue.get()
+                    )
+                except queue.Empty:
+                    pending = self._step(conn)
+                    since_background = 0
+                    continue
+                if first is _STOP:
+                    break
+                batch = [first]
+                stopping = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+                pending += self._run_batch(conn, batch)
+                since_background += 1
+                if pending > BACKLOG or (pending and since_background >= BACKGROUND_EVERY):
+                    pending = self._step(conn)
+                    since_background = 0
+                if stopping:
+                    break
+        finally:
+            conn.close()
+
+    def _step(self, conn: sqlite3.Connection) -> int:
+        try:
+            return self._background(conn)
+        except Exception as exc:  # retried after the next batch; searches still see the rows
+            log.event("store_background_failed", error=repr(exc))
+            return 0
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> int:
+        """Run, commit, clean up, announce, settle; returns the background work added."""
+        outcomes: list[tuple[_Item, Any, BaseException | None, OpContext]] = []
+        released: list[str] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                ctx = OpContext()
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = item.fn(conn, ctx)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (I/O error, full disk)
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((item, None, exc, ctx))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((item, result, None, ctx))
+            released = _release_unreferenced(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.event("store_commit_failed", error=repr(exc))
+            error = StoreError(f"the store could not commit: {exc}")
+            outcomes = [(item, None, error, OpContext()) for item in batch]
+            released = []
+        self.batches += 1
+        unlink = set(released)
+        for item, _, exc, _ in outcomes:
+            if exc is not None:
+                unlink.update(item.files)
+        if unlink:  # before settling, so an expunge that returned has freed its space
+            self._unlink_unreferenced(conn, unlink)
+        background = 0
+        for item, result, exc, ctx in outcomes:
+            # Announce before settling: whoever the caller wakes up next must not be able to
+            # subscribe in time to hear about a change it already sees.
+            if exc is None:
+                background += ctx.background
+                for change in ctx.changes:
+                    try:
+                        self._notifier.publish(change)
+                    except Exception as error:  # a notifier must not stop the writer
+                        log.event("store_publish_failed", error=repr(error))
+            _settle(item, result, exc)
+        return background
+
+    def _unlink_unreferenced(self, conn: sqlite3.Connection, candidates: set[str]) -> None:
+        """Remove blob files that no row references.  Under the write lock, so no operation
+        (of any process) can add a reference between the check and the unlink: an operation
+        that stores the same bytes later sees the file missing and writes it again."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                kept = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT sha256 FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
+                        (json.dumps(sorted(candidates)),),
+                    )
+                }
+                for blob_id in candidates - kept:
+                    self._blobs.unlink(blob_id)
+            finally:
+                conn.execute("COMMIT")
+        except Exception as exc:  # leftovers are removed by the next crash-recovery scan
+            log.event("store_unlink_failed", error=repr(exc))
+
+
+def _release_unreferenced(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT sha256 FROM blobs WHERE refcount <= 0").fetchall()
+    if rows:
+        conn.execute("DELETE FROM blobs WHERE refcount <= 0")
+    return [sha for (sha,) in rows]
+
+
+def _settle(item: _Item, result: Any, exc: BaseException | None) -> None:
+    def settle() -> None:
+        if item.future.done():  # the caller was cancelled; the operation still happened
+            return
+        if exc is None:
+            item.future.set_result(result)
+        else:
+            item.future.set_exception(exc)
+
+    # RuntimeError: the caller's loop is closed, nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        item.loop.call_soon_threadsafe(settle)

@@ -1,0 +1,96 @@
+"""Texts move from fts_pending into the trigram index in the background, and go with their
+message."""
+
+from __future__ import annotations
+
+import asyncio
+
+from postroom.store import query as q
+from postroom.store import sqlite
+from postroom.store.base import FlagMode
+from postroom.store.sqlite import SqliteStore
+from tests.store.conftest import message
+
+
+async def counts(store) -> tuple[int, int]:
+    return await store._read(
+        lambda conn: (
+            conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0],
+            conn.execute("SELECT count(*) FROM fts").fetchone()[0],
+        )
+    )
+
+
+async def wait_indexed(store, expected: int) -> None:
+    for _ in range(500):
+        if await counts(store) == (0, expected):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"index never settled: {await counts(store)}")
+
+
+async def test_texts_are_indexed_and_released(store, inbox):
+    for n in range(5):
+        await store.append(inbox.id, message(n, body=f"needle{n} in a haystack"))
+    await wait_indexed(store, 5)
+    assert await store.search(inbox.id, q.Body("NEEDLE3")) == [4]
+    await store.store_flags(inbox.id, [1, 2, 3, 4, 5], FlagMode.ADD, ["\\Deleted"])
+    await store.expunge(inbox.id)
+    assert await counts(store) == (0, 0)
+
+
+async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite, "index_step", lambda conn: 0)
+    first = SqliteStore(tmp_path / "d")
+    await first.open()
+    await first.add_domain("example.org")
+    account = await first.create_account("a@example.org", "h", None)
+    inbox = await first.get_mailbox(account.id, "INBOX")
+    await first.append(inbox.id, message(1, body="remember me"))
+    assert await counts(first) == (1, 0)
+    await first.close()
+    monkeypatch.undo()
+    second = SqliteStore(tmp_path / "d")
+    await second.open()
+    try:
+        await wait_indexed(second, 1)
+        assert await second.search(inbox.id, q.Body("remember")) == [1]
+    finally:
+        await second.close()
+
+
+async def test_a_message_expunged_before_indexing_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite, "index_step", lambda conn: 0)
+    store = SqliteStore(tmp_path / "d")
+    await store.open()
+    try:
+        await store.add_domain("example.org")
+        account = await store.create_account("a@example.org", "h", None)
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        await store.append(inbox.id, message(1), ["\\Deleted"])
+        await store.expunge(inbox.id)
+        assert await counts(store) == (0, 0)
+    finally:
+        await store.close()
+
+
+async def test_backlog_is_bounded_under_sustained_writes(tmp_path, monkeypatch):
+    """Writers are slowed down rather than letting unindexed texts pile up."""
+    from postroom.store import textindex, writer
+
+    monkeypatch.setattr(writer, "BACKGROUND_IDLE", 60.0)  # never idle during the test
+    monkeypatch.setattr(writer, "BACKGROUND_EVERY", 10_000)
+    monkeypatch.setattr(writer, "BACKLOG", 5)
+    monkeypatch.setattr(textindex, "STEP_ROWS", 2)
+    store = SqliteStore(tmp_path / "d")
+    await store.open()
+    try:
+        await store.add_domain("example.org")
+        account = await store.create_account("a@example.org", "h", None)
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        for n in range(30):
+            await store.append(inbox.id, message(n))
+            pending, _ = await counts(store)
+            assert pending <= 6
+    finally:
+        await store.close()
