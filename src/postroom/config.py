@@ -78,6 +78,7 @@ class Auth:
     max_delay: float = 15.0  # seconds, the growing delay after failures stops here
     lockout_failures: int = 10  # failures per IP or per account before a temporary lock
     lockout_seconds: float = 300.0
+    cache_ttl: float = 3600.0  # seconds a verified password skips argon2 (0 disables)
 
 
 @dataclass

@@ -215,3 +215,38 @@ async def test_failures_logged_without_passwords(auth, caplog) -> None:
     text = caplog.text
     assert "auth.failure" in text and "auth.success" in text and USER in text
     assert "hunter2-secret" not in text and "plain-secret" not in text and PASSWORD not in text
+
+
+def test_verified_cache_hits_only_the_same_hash_and_password():
+    from postroom.auth.authenticator import VerifiedCache
+
+    now = [0.0]
+    cache = VerifiedCache(60, clock=lambda: now[0])
+    assert not cache.hit("h1", "pw")
+    cache.add("h1", "pw")
+    assert cache.hit("h1", "pw")
+    assert not cache.hit("h1", "other")  # a guess is never answered from the cache
+    assert not cache.hit("h2", "pw")  # a changed password hash misses
+    now[0] = 61
+    assert not cache.hit("h1", "pw")  # expired
+    disabled = VerifiedCache(0)
+    disabled.add("h1", "pw")
+    assert not disabled.hit("h1", "pw")
+
+
+def test_verified_cache_is_bounded():
+    from postroom.auth.authenticator import VerifiedCache
+
+    cache = VerifiedCache(60)
+    for i in range(VerifiedCache.MAX_ENTRIES + 10):
+        cache.add("h", str(i))
+    assert len(cache._entries) == VerifiedCache.MAX_ENTRIES
+    assert not cache.hit("h", "0") and cache.hit("h", str(VerifiedCache.MAX_ENTRIES + 9))
+
+
+async def test_password_change_defeats_the_verified_cache(auth, store) -> None:
+    assert (await auth.login(USER, PASSWORD, IP)).ok
+    assert (await auth.login(USER, PASSWORD, IP)).ok  # answered from the cache
+    await store.set_password(USER, hash_password("new password"), scram_secrets("new password"))
+    assert not (await auth.login(USER, PASSWORD, IP)).ok
+    assert (await auth.login(USER, "new password", IP)).ok

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
 import logging
 import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from postroom import log
@@ -100,6 +105,7 @@ class Authenticator:
         self._fake_key = fake_key if fake_key is not None else os.urandom(32)
         # argon2 takes 64 MiB and a core per verification: run at most one per core.
         self._hash_slots = asyncio.Semaphore(os.cpu_count() or 1)
+        self._verified = VerifiedCache(settings.cache_ttl)
 
     def plaintext_allowed(self, secure: bool) -> bool:
         """Whether a password may cross this connection (RFC 8314 §3: only over TLS by
@@ -138,8 +144,12 @@ class Authenticator:
         except (StoreError, OSError) as exc:
             return self._unavailable(ip, key, how, exc)
         password_hash = credentials.password_hash if credentials else None
-        async with self._hash_slots:
-            matches = await asyncio.to_thread(_check, password_hash, password)
+        matches = password_hash is not None and self._verified.hit(password_hash, password)
+        if not matches:
+            async with self._hash_slots:
+                matches = await asyncio.to_thread(_check, password_hash, password)
+            if matches and password_hash is not None:
+                self._verified.add(password_hash, password)
         if matches and credentials is not None:
             return self._succeeded(credentials.account, ip, how)
         return await self._failed(ip, key, how, INVALID)
@@ -239,3 +249,42 @@ class SaslExchange:
     def _finish(self, outcome: AuthOutcome) -> AuthOutcome:
         self._outcome = outcome
         return outcome
+
+
+class VerifiedCache:
+    """Recently verified (hash, password) pairs, so a client that logs in again and again
+    (phones reconnecting, mbsync per channel) does not pay argon2 each time — Dovecot's
+    auth_cache.  Keyed by an HMAC under a per-process key, never the password; a password
+    change changes the stored hash and so misses.  Wrong passwords are never cached, so a
+    guess always costs a full verification.  Bounded in size and age."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._key = os.urandom(32)
+        self._entries: OrderedDict[bytes, float] = OrderedDict()
+
+    def _digest(self, password_hash: str, password: str) -> bytes:
+        material = f"{password_hash}\0{password}".encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, material, hashlib.sha256).digest()
+
+    def hit(self, password_hash: str, password: str) -> bool:
+        if self.ttl <= 0:
+            return False
+        digest = self._digest(password_hash, password)
+        expires = self._entries.get(digest)
+        if expires is None:
+            return False
+        if expires < self._clock():
+            del self._entries[digest]
+            return False
+        return True
+
+    def add(self, password_hash: str, password: str) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[self._digest(password_hash, password)] = self._clock() + self.ttl
+        while len(self._entries) > self.MAX_ENTRIES:
+            self._entries.popitem(last=False)
