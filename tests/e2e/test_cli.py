@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import smtplib
 import socket
@@ -168,3 +169,41 @@ def test_default_ports_fall_back(tmp_path):
     assert address_choices(s, "smtp") == [[("", 25)], [("", 2525)]]
     s = config.from_dict({"data_dir": str(tmp_path), "listen": {"pop3": []}})
     assert address_choices(s, "pop3") == [[]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_root_binds_then_drops_to_the_configured_user():
+    import pwd
+    import shutil
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="postroom-priv-")
+    os.chmod(top, 0o755)  # the unprivileged user must reach its data folder
+    try:
+        port = free_port()
+        path = Path(top) / "postroom.toml"
+        listen = "\n".join(f"{s} = []" for s in SERVICES if s != "imap")
+        path.write_text(
+            f'user = "nobody"\ndata_dir = "{top}/data"\n[listen]\nimap = ["127.0.0.1:{port}"]\n{listen}\n'
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "postroom", "-c", str(path), "serve"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while "user add" not in (line := proc.stderr.readline()):
+                assert line, "server exited early"
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            uid_line = next(x for x in status.splitlines() if x.startswith("Uid:"))
+            assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
+            assert (Path(top) / "data" / "tls" / "key.pem").stat().st_uid == nobody.pw_uid
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                assert sock.recv(100).startswith(b"* OK")
+        finally:
+            proc.terminate()
+            assert proc.wait(30) == 0
+            proc.stderr.close()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
