@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -124,7 +125,7 @@ def serve(settings: Settings, config_path: str | None = None) -> int:
         pass
 
     async def run() -> None:
-        server = Server(settings)
+        server = Server(settings, config_path or os.environ.get("POSTROOM_CONFIG"))
         await server.start()
         print(banner(server, config_path), file=sys.stderr, flush=True)
         await server.run_until_signalled()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
-from postroom import log
+from postroom import config, log
 from postroom.app import App
 from postroom.config import (
     FALLBACK_PORTS,
@@ -85,9 +86,27 @@ def persistent_secret(path: Path) -> bytes:
         return secret
 
 
+RESTART_ONLY = ("data_dir", "user", "listen", "store")
+RELOADABLE = ("limits", "auth", "relay", "queue", "dns")
+
+
+def apply_reloadable(current: Settings, new: Settings) -> None:
+    """Copy reloadable sections into the live settings objects in place, so every holder of a
+    reference (sessions, authenticator, throttle) sees them."""
+    for name in RESTART_ONLY:
+        if getattr(current, name) != getattr(new, name):
+            log.event("reload: restart needed to apply", logging.WARNING, key=name)
+    for name in RELOADABLE:
+        vars(getattr(current, name)).update(vars(getattr(new, name)))
+    current.hostname = new.hostname
+    current.log_level = new.log_level
+    logging.getLogger("postroom").setLevel(new.log_level.upper())
+
+
 class Server:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.listeners: dict[str, Listener] = {}
         self.app: App | None = None
         self.workers: list[asyncio.Task[None]] = []
@@ -188,13 +207,20 @@ class Server:
         log.event("privileges dropped", user=name)
 
     def reload(self) -> None:
-        """SIGHUP: new certificates apply to new connections."""
+        """SIGHUP: re-read the config file and the certificate.  Limits, auth, relay, queue
+        and DNS settings apply to new sessions at once; listeners, data_dir, store and user
+        need a restart, which the log says."""
         assert self.app is not None
         try:
+            new = config.load(self.config_path) if self.config_path else self.settings
+            apply_reloadable(self.settings, new)
+            self.app.tls.cert_path = new.tls.cert or self.app.tls.cert_path
+            self.app.tls.key_path = new.tls.key or self.app.tls.key_path
             self.app.tls.reload()
-            log.event("reloaded")
         except ConfigError as exc:
-            log.event("reload failed", error=str(exc))
+            log.event("reload failed", logging.ERROR, error=str(exc))
+            return
+        log.event("reloaded")
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:
         """Stop accepting, let sessions in flight finish (up to ``grace``), close the store."""

@@ -151,9 +151,16 @@ def test_serve_banner_admin_while_running_and_sigterm(serving, config_file):
         client.mail("someone@elsewhere.test")
         code, _ = client.rcpt("nobody@live.test")
         assert code == 550  # the domain is hosted now; the user is unknown
+    # SIGHUP re-reads the config: a new limit applies to the next session
+    config_file.write_text(config_file.read_text() + "[limits]\nmessage_size = 100000\n")
     serving.send_signal(signal.SIGHUP)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while "reloaded" not in serving.stderr.readline() and time.monotonic() < deadline:
+        pass
     assert serving.poll() is None
+    with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=10) as client:
+        client.ehlo("client.test")
+        assert int(client.esmtp_features["size"]) < 100000
     serving.send_signal(signal.SIGTERM)
     assert serving.wait(30) == 0
     rest = serving.stderr.read()
