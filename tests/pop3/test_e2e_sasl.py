@@ -8,9 +8,9 @@ import poplib
 
 import pytest
 
+from tests.auth.scram_client import ScramClient
 from tests.helpers import PASSWORD
 from tests.pop3.conftest import Drop
-from tests.pop3.util import ScramClient
 
 
 def b64(data: bytes) -> str:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
-
 from postroom.pop3.core import Event, Login, Pop3Core, Reply, State
 from postroom.pop3.maildrop import Entry, Maildrop
 
@@ -65,36 +60,3 @@ def unstuff(payload: bytes) -> bytes:
     payload = payload[:-3]
     lines = payload.split(b"\r\n")
     return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
-
-
-class ScramClient:
-    """RFC 5802 / RFC 7677 client side of SCRAM-SHA-256, enough to log in (no channel binding)."""
-
-    def __init__(self, username: str, password: str) -> None:
-        self.username = username
-        self.password = password
-        self.nonce = base64.b64encode(os.urandom(18)).decode()
-        self.bare = f"n={username},r={self.nonce}"
-        self.server_signature = b""
-
-    def first(self) -> bytes:
-        return f"n,,{self.bare}".encode()
-
-    def final(self, server_first: bytes) -> bytes:
-        fields = dict(item.split("=", 1) for item in server_first.decode().split(","))
-        assert fields["r"].startswith(self.nonce)
-        salt = base64.b64decode(fields["s"])
-        iterations = int(fields["i"])
-        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, iterations)
-        client_key = hmac.digest(salted, b"Client Key", "sha256")
-        stored_key = hashlib.sha256(client_key).digest()
-        without_proof = f"c=biws,r={fields['r']}"
-        auth_message = f"{self.bare},{server_first.decode()},{without_proof}".encode()
-        signature = hmac.digest(stored_key, auth_message, "sha256")
-        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
-        server_key = hmac.digest(salted, b"Server Key", "sha256")
-        self.server_signature = hmac.digest(server_key, auth_message, "sha256")
-        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
-
-    def verify(self, server_final: bytes) -> bool:
-        return server_final == b"v=" + base64.b64encode(self.server_signature)
