@@ -8,7 +8,8 @@ installed, runs from a temporary config dir with the same messages written into 
 (so its first SELECT builds its index: the "cold" figure).  One client (this process) times,
 for each server, the median of ``--runs`` runs of: LOGIN, SELECT, UID FETCH 1:* (UID FLAGS),
 UID SEARCH UNSEEN, UID SEARCH SUBJECT word, SEARCH TEXT rare word, FETCH 1,000 x ENVELOPE,
-UID STORE 1,000 UIDs +FLAGS / -FLAGS.  Results are printed, never asserted.
+UID STORE 1,000 UIDs +FLAGS / -FLAGS, UID SORT (REVERSE DATE) and (SUBJECT) over the whole
+mailbox, UID THREAD REFERENCES.  Results are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -191,6 +192,9 @@ ROWS = (
     "FETCH 1,000 x ENVELOPE",
     "UID STORE 1,000 +FLAGS",
     "UID STORE 1,000 -FLAGS",
+    "UID SORT (REVERSE DATE) ALL",
+    "UID SORT (SUBJECT) ALL",
+    "UID THREAD REFERENCES ALL",
 )
 
 
@@ -221,6 +225,11 @@ def measure(name: str, port: int, count: int, runs: int) -> dict[str, float]:
         samples["UID STORE 1,000 +FLAGS"].append(ms)
         ms, _ = timed(client, f"UID STORE {first}:{last} -FLAGS (\\Flagged)")
         samples["UID STORE 1,000 -FLAGS"].append(ms)
+        for row in ("UID SORT (REVERSE DATE) ALL", "UID SORT (SUBJECT) ALL"):
+            ms, _ = timed(client, row.replace(") ALL", ") UTF-8 ALL"))
+            samples[row].append(ms)
+        ms, _ = timed(client, "UID THREAD REFERENCES UTF-8 ALL")
+        samples["UID THREAD REFERENCES ALL"].append(ms)
         client.close()
     if counts.get("UID FETCH 1:* (UID FLAGS)") != count:
         print(

@@ -17,6 +17,9 @@ WORDS = [
     b"+FLAGS.SILENT", b"\\Seen", b'"quoted"', b'"bad\\x"', b"{3}", b"{2+}", b"~{1}", b"NIL",
     b"OR", b"NOT", b"SINCE", b"1-Jan-2020", b"RETURN", b"CHARSET", b"QRESYNC", b"CONDSTORE",
     b"CHANGEDSINCE", b"UNCHANGEDSINCE", b"MODSEQ", b"\r\n", b" ", b"\0", b"\xff", b"INBOX",
+    b"SORT", b"THREAD", b"REVERSE", b"ARRIVAL", b"SUBJECT", b"DISPLAYFROM", b"REFERENCES",
+    b"ORDEREDSUBJECT", b"UTF-8", b"GETQUOTA", b"GETQUOTAROOT", b"SETQUOTA", b"STORAGE",
+    b"COMPRESS", b"DEFLATE", b'""',
 ]  # fmt: skip
 tokens = st.lists(st.one_of(st.sampled_from(WORDS), st.binary(max_size=6)), max_size=30)
 

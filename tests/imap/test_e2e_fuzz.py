@@ -13,8 +13,9 @@ from tests.imap.test_core_fuzz import WORDS
 COMMANDS = [
     b"FETCH", b"UID FETCH", b"STORE", b"UID STORE", b"SEARCH", b"UID SEARCH", b"COPY", b"MOVE",
     b"UID EXPUNGE", b"STATUS INBOX", b"LIST", b"SELECT", b"EXAMINE", b"CREATE", b"APPEND INBOX",
+    b"SORT", b"UID SORT", b"THREAD", b"UID THREAD", b"GETQUOTA", b"GETQUOTAROOT", b"SETQUOTA",
 ]  # fmt: skip
-SAFE = [w for w in WORDS if w not in (b"\r\n", b"{3}", b"{2+}", b"~{1}", b"IDLE")]
+SAFE = [w for w in WORDS if w not in (b"\r\n", b"{3}", b"{2+}", b"~{1}", b"IDLE", b"COMPRESS")]
 
 
 @settings(

@@ -80,8 +80,10 @@ def test_status_append_store_copy():
         b"INBOX", ("MESSAGES", "UNSEEN", "SIZE")
     )
     a = cmd(b'a APPEND Drafts (\\Draft) "05-Jan-2021 10:11:12 -0130" ~{3+}\r\na\0b\r\n').args
-    assert isinstance(a, Append) and a.message == b"a\0b" and a.flags == ("\\Draft",)
-    assert a.date == 1609841472.0 + 5400
+    assert isinstance(a, Append) and len(a.messages) == 1
+    m = a.messages[0]
+    assert m.data == b"a\0b" and m.flags == ("\\Draft",)
+    assert m.date == 1609841472.0 + 5400
     s = cmd(b"a UID STORE 1:* -FLAGS.SILENT \\Seen $Junk\r\n").args
     assert s == StoreArgs(SeqSet(((1, STAR),)), "-", True, ("\\Seen", "$Junk"))
     assert cmd(b"a MOVE $ Trash\r\n").args == CopyArgs(SeqSet(saved=True), b"Trash")

@@ -46,11 +46,13 @@ _ANY = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
 _NOT_AUTH = _ANY | {"STARTTLS", "AUTHENTICATE", "LOGIN"}
 _AUTH = _ANY | {
     "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
-    "LIST", "LSUB", "NAMESPACE", "STATUS", "APPEND", "IDLE",
+    "LIST", "LSUB", "NAMESPACE", "STATUS", "APPEND", "IDLE", "GETQUOTA", "GETQUOTAROOT",
+    "SETQUOTA", "COMPRESS",
 }  # fmt: skip
 _SELECTED = (_AUTH - {"ENABLE"}) | {
     "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE",
-    "UID FETCH", "UID SEARCH", "UID STORE", "UID COPY", "UID MOVE", "UID EXPUNGE",
+    "SORT", "THREAD", "UID FETCH", "UID SEARCH", "UID STORE", "UID COPY", "UID MOVE",
+    "UID EXPUNGE", "UID SORT", "UID THREAD",
 }  # fmt: skip
 ALLOWED = {
     State.NOT_AUTHENTICATED: _NOT_AUTH,
@@ -91,6 +93,11 @@ class Core:
     def clear(self) -> None:
         """Drop everything buffered (after STARTTLS)."""
         self.framer.clear()
+
+    def take_buffered(self) -> bytes:
+        """Hand back the bytes received after the last command (after COMPRESS they are
+        compressed and must go through the decompressor first)."""
+        return self.framer.take_buffered()
 
     def next_event(self) -> Event | None:
         event = self.framer.next_event()

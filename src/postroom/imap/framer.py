@@ -124,6 +124,13 @@ class Framer:
         self._want_line = False
         self._reset_command()
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the unread bytes; only meaningful between commands."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._scan = 0
+        return data
+
     def expect_line(self) -> None:
         """Deliver the next line as a bare Line (no literal processing)."""
         self._want_line = True

@@ -1,19 +1,22 @@
 """Authenticated-state commands: SELECT/EXAMINE (with CONDSTORE/QRESYNC), CREATE (with
 CREATE-SPECIAL-USE), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (LIST-EXTENDED,
-SPECIAL-USE, CHILDREN, LIST-STATUS), LSUB, NAMESPACE, STATUS, APPEND (UIDPLUS)."""
+SPECIAL-USE, CHILDREN, LIST-STATUS), LSUB, NAMESPACE, STATUS, APPEND (UIDPLUS, MULTIAPPEND)."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import TYPE_CHECKING
 
-from postroom.imap import names, response, seqset
+from postroom.imap import names, response, seqset, shared
 from postroom.imap.core import State
 from postroom.imap.names import NameError_
 from postroom.imap.parser import Append, Command, Create, ListArgs, Rename, Select, StatusArgs
+from postroom.imap.quota import deleted_storage, over_quota
 from postroom.imap.view import MailboxView
 from postroom.store.base import (
     AlreadyExists,
+    AppendResult,
+    FlagMode,
     Invalid,
     Mailbox,
     MailboxStatus,
@@ -78,7 +81,8 @@ async def cmd_select(s: Session, cmd: Command) -> bytes:
     s.send(b"* %d EXISTS\r\n" % len(view))
     if not s.rev2:
         if not readonly:
-            view.recent.update(await s.store.claim_recent(mb.id))
+            last = view.uids[-1] if view.uids else 0
+            view.recent.update(await shared.claim_recent(s.store, mb.id, mb.uidvalidity, last))
         s.send(b"* %d RECENT\r\n" % len(view.recent))
     for line in view.flags_response():
         s.send(line)
@@ -282,7 +286,8 @@ async def cmd_list(s: Session, cmd: Command) -> bytes:
         lines.append(response.untagged(line))
         if args.status_items and mb is not None:
             st = await s.store.status(mb.id)
-            lines.append(_status_line(s, mb.name, st, args.status_items))
+            extra = await _extra_status(s, mb.id, args.status_items)
+            lines.append(_status_line(s, mb.name, st, args.status_items, extra))
     for line in lines:
         s.send(line)
     return response.tagged(cmd.tag, "OK", f"{verb.decode()} completed")
@@ -293,8 +298,18 @@ async def cmd_namespace(s: Session, cmd: Command) -> bytes:
     return response.tagged(cmd.tag, "OK", "NAMESPACE completed")
 
 
-def _status_line(s: Session, name: str, st: MailboxStatus, items: tuple[str, ...]) -> bytes:
+async def _extra_status(s: Session, mailbox_id: int, items: tuple[str, ...]) -> dict[str, int]:
+    """STATUS items MailboxStatus does not carry."""
+    if "DELETED-STORAGE" in items:
+        return {"DELETED-STORAGE": await deleted_storage(s, mailbox_id)}
+    return {}
+
+
+def _status_line(
+    s: Session, name: str, st: MailboxStatus, items: tuple[str, ...], extra: dict[str, int]
+) -> bytes:
     values = {
+        **extra,
         "MESSAGES": st.messages,
         "UIDNEXT": st.uidnext,
         "UIDVALIDITY": st.uidvalidity,
@@ -324,12 +339,15 @@ async def cmd_status(s: Session, cmd: Command) -> bytes:
     if "HIGHESTMODSEQ" in args.items:
         s.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
     st = await s.store.status(mb.id)
-    s.send(_status_line(s, mb.name, st, args.items))
+    s.send(_status_line(s, mb.name, st, args.items, await _extra_status(s, mb.id, args.items)))
     return response.tagged(cmd.tag, "OK", "STATUS completed")
 
 
 # -- APPEND --------------------------------------------------------------------------------
 async def cmd_append(s: Session, cmd: Command) -> bytes:
+    """APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502): several messages are stored in
+    order and acknowledged together; if one is refused, those already stored are expunged
+    again, so the command appends all of them or none (RFC 3502 §6.3.11)."""
     args: Append = cmd.args
     try:
         mb = await _mailbox(s, args.mailbox)
@@ -337,21 +355,41 @@ async def cmd_append(s: Session, cmd: Command) -> bytes:
         return _no(cmd, str(exc), "CANNOT")
     if mb is None:
         return _no(cmd, "Mailbox does not exist", "TRYCREATE")  # RFC 9051 §6.3.12
-    if not args.message:
+    if any(not m.data for m in args.messages):
         return _no(cmd, "Empty message", "CANNOT")
-    flags = [f for f in args.flags if f != "\\Recent"]
+    stored: list[AppendResult] = []
     try:
-        result = await s.store.append(mb.id, args.message, flags, args.date)
-    except OverQuota:
-        return _no(cmd, "Quota exceeded", "OVERQUOTA")
-    except NotFound:
-        return _no(cmd, "Mailbox does not exist", "TRYCREATE")
-    except Invalid as exc:
+        for m in args.messages:
+            flags = [f for f in m.flags if f != "\\Recent"]
+            stored.append(await s.store.append(mb.id, m.data, flags, m.date))
+    except (OverQuota, NotFound, Invalid) as exc:
+        await _undo_append(s, mb.id, stored)
+        if isinstance(exc, OverQuota):
+            return await over_quota(s, cmd)
+        if isinstance(exc, NotFound):
+            return _no(cmd, "Mailbox does not exist", "TRYCREATE")
         return _no(cmd, str(exc) or "Message refused", "CANNOT")
+    except BaseException:
+        await _undo_append(s, mb.id, stored)
+        raise
     if s.view is not None and s.view.mailbox_id == mb.id:
         s.view_changed = True
-    code = b"APPENDUID %d %d" % (result.uidvalidity, result.uid)  # RFC 4315 §3
+    # RFC 4315 §3 / RFC 3502: APPENDUID uidvalidity uid-set, the UIDs in message order.
+    uids = response.uid_list([r.uid for r in stored])
+    code = b"APPENDUID %d %s" % (stored[-1].uidvalidity, uids)
     return response.tagged(cmd.tag, "OK", "APPEND completed", code)
+
+
+async def _undo_append(s: Session, mailbox_id: int, stored: list[AppendResult]) -> None:
+    """Expunge the messages of a MULTIAPPEND that could not be completed."""
+    if not stored:
+        return
+    uids = [r.uid for r in stored]
+    try:
+        await s.store.store_flags(mailbox_id, uids, FlagMode.ADD, ["\\Deleted"])
+        await s.store.expunge(mailbox_id, uids)
+    except NotFound:
+        pass  # the mailbox went away with them
 
 
 HANDLERS = {

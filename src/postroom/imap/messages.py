@@ -11,6 +11,7 @@ from postroom.imap.fetchresp import UnknownCte, render_item
 from postroom.imap.mailboxes import deselect
 from postroom.imap.names import NameError_
 from postroom.imap.parser import Command, CopyArgs, StoreArgs
+from postroom.imap.quota import over_quota
 from postroom.imap.search import SearchArgs, flag_predicate, resolve, uses_modseq
 from postroom.imap.seqset import OutOfRange, SeqSet
 from postroom.imap.view import MailboxView
@@ -240,26 +241,32 @@ async def cmd_store(s: Session, cmd: Command) -> bytes:
 
 
 # -- SEARCH --------------------------------------------------------------------------------
+async def search_positions(s: Session, query: object) -> list[int]:
+    """Positions (ascending) of the messages matching a parsed SEARCH query; flag-only
+    queries are answered from the session's cache.  Raises OutOfRange."""
+    view = _view(s)
+    recent = sorted(view.recent) if not s.rev2 else []
+    resolved = resolve(query, view.uids, view.saved, recent)
+    if uses_modseq(query):
+        _enable_condstore(s)
+    predicate = flag_predicate(resolved)
+    if predicate is not None:
+        return view.matching(predicate)
+    found = await s.store.search(view.mailbox_id, resolved)
+    return [i for u in found if (i := view.index(u)) is not None]
+
+
 async def cmd_search(s: Session, cmd: Command) -> bytes:
     args: SearchArgs = cmd.args
     view = _view(s)
     uid_cmd = cmd.name == "UID SEARCH"
     if args.charset not in (None, "UTF-8", "US-ASCII"):
         return response.tagged(cmd.tag, "NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
-    recent = sorted(view.recent) if not s.rev2 else []
     try:
-        query = resolve(args.query, view.uids, view.saved, recent)
+        idxs = await search_positions(s, args.query)
     except OutOfRange:
         return _bad_set(cmd)
     with_modseq = uses_modseq(args.query)
-    if with_modseq:
-        _enable_condstore(s)
-    predicate = flag_predicate(query)
-    if predicate is not None:
-        idxs = view.matching(predicate)  # flags only: the session's cache answers
-    else:
-        found = await s.store.search(view.mailbox_id, query)
-        idxs = [i for u in found if (i := view.index(u)) is not None]
     numbers = [view.uids[i] for i in idxs] if uid_cmd else [i + 1 for i in idxs]
     modseq = max((view.modseqs[i] for i in idxs), default=0)
     returns = args.returns
@@ -333,7 +340,7 @@ async def cmd_copy(s: Session, cmd: Command) -> bytes:
         else:
             result = await s.store.copy(view.mailbox_id, uids, dest.id)
     except OverQuota:
-        return response.tagged(cmd.tag, "NO", "Quota exceeded", "OVERQUOTA")
+        return await over_quota(s, cmd)
     except NotFound:
         return response.tagged(cmd.tag, "NO", "Mailbox does not exist", "TRYCREATE")
     if dest.id == view.mailbox_id:
@@ -342,8 +349,8 @@ async def cmd_copy(s: Session, cmd: Command) -> bytes:
     if result.source_uids:
         code = b"COPYUID %d %s %s" % (
             result.uidvalidity,
-            _uid_list(result.source_uids),
-            _uid_list(result.dest_uids),
+            response.uid_list(result.source_uids),
+            response.uid_list(result.dest_uids),
         )
     if move:
         # RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges, then the tagged OK.
@@ -355,13 +362,6 @@ async def cmd_copy(s: Session, cmd: Command) -> bytes:
     if len(result.source_uids) < len(uids) and not uid_cmd:
         return response.tagged(cmd.tag, "NO", "Some messages were expunged", "EXPUNGEISSUED")
     return response.tagged(cmd.tag, "OK", f"{cmd.name} completed", code)
-
-
-def _uid_list(uids: tuple[int, ...]) -> bytes:
-    """A uid-set keeping the pairing order of COPYUID (RFC 4315 §3)."""
-    if all(a < b for a, b in zip(uids, uids[1:], strict=False)):
-        return response.number_set(list(uids))
-    return b",".join(b"%d" % u for u in uids)
 
 
 # -- EXPUNGE / CLOSE / UNSELECT / CHECK ----------------------------------------------------

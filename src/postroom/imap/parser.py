@@ -15,6 +15,7 @@ from postroom.imap.framer import extract_tag
 from postroom.imap.reader import MAX_NUMBER64, ParseError, Reader
 from postroom.imap.search import parse_search
 from postroom.imap.seqset import SeqSet
+from postroom.imap.sort import parse_sort, parse_thread
 
 _MONTHS = {
     m: i
@@ -111,11 +112,24 @@ class StatusArgs:
 
 
 @dataclass(frozen=True, slots=True)
-class Append:
-    mailbox: bytes
+class AppendMessage:
     flags: tuple[str, ...]
     date: float | None
-    message: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One APPEND; several messages with MULTIAPPEND (RFC 3502 §6.3.11)."""
+
+    mailbox: bytes
+    messages: tuple[AppendMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    root: bytes
+    limits: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +153,17 @@ class IdArgs:
 
 
 STATUS_ITEMS = frozenset(
-    {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "HIGHESTMODSEQ"}
-)
+    {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "HIGHESTMODSEQ",
+     "DELETED-STORAGE"}  # RFC 9208 §4.2
+)  # fmt: skip
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
 SPECIAL_USE = frozenset(
     {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
 )
 MAX_ID_PARAMS = 30  # RFC 2971 §3.3
+MAX_APPEND_MESSAGES = 1000  # messages in one MULTIAPPEND
+MAX_QUOTA_RESOURCES = 16
 
 
 def parse(lines: list[bytes], literals: list[bytes]) -> Command:
@@ -391,9 +408,9 @@ def parse_date_time(raw: bytes) -> float:
     return float(stamp - offset)
 
 
-def _append(r: Reader) -> Append:
-    mailbox = _mailbox(r)
-    r.sp()
+def _append_message(r: Reader) -> AppendMessage:
+    """append-opts SP append-data: [flag-list SP] [date-time SP] literal (RFC 3502 §6.3.11),
+    the literal optionally wrapped as ``UTF8 (literal8)`` (RFC 6855 §4)."""
     flags: tuple[str, ...] = ()
     date = None
     if r.peek() == 0x28:
@@ -402,16 +419,55 @@ def _append(r: Reader) -> Append:
     if r.peek() == 0x22:
         date = parse_date_time(r.quoted())
         r.sp()
-    utf8 = r.maybe(b"UTF8 (")  # RFC 6855 §4: APPEND data extension
+    utf8 = r.maybe(b"UTF8 (")
     if not r.is_literal():
         raise ParseError("Expected the message as a literal")
     binary = r.peek() == 0x7E
-    message = r.literal(allow_binary=True)
+    data = r.literal(allow_binary=True)
     if utf8:
         r.expect(b")")
-    if not binary and 0 in message:
+    if not binary and 0 in data:
         raise ParseError("NUL in message; use literal8")  # RFC 3516 §4.4
-    return Append(mailbox, flags, date, message)
+    return AppendMessage(flags, date, data)
+
+
+def _append(r: Reader) -> Append:
+    mailbox = _mailbox(r)
+    r.sp()
+    messages = [_append_message(r)]
+    while not r.at_end():  # MULTIAPPEND: 1*append-message (RFC 3502 §6.3.11)
+        r.sp()
+        messages.append(_append_message(r))
+        if len(messages) > MAX_APPEND_MESSAGES:
+            raise ParseError("Too many messages in one APPEND")
+    return Append(mailbox, tuple(messages))
+
+
+def _getquota(r: Reader) -> bytes:
+    r.sp()
+    return r.astring()
+
+
+def _setquota(r: Reader) -> SetQuota:
+    """RFC 9208 §4.1.3: SETQUOTA root (resource limit ...)."""
+    r.sp()
+    root = r.astring()
+    r.sp()
+
+    def resource() -> tuple[str, int]:
+        name = r.keyword()
+        r.sp()
+        return name, r.number(MAX_NUMBER64)
+
+    limits = tuple(r.paren_list(resource))
+    if len(limits) > MAX_QUOTA_RESOURCES:
+        raise ParseError("Too many quota resources")
+    return SetQuota(root, limits)
+
+
+def _compress(r: Reader) -> str:
+    r.sp()
+    return r.atom().decode("ascii", "replace").upper()
 
 
 def _store(r: Reader) -> StoreArgs:
@@ -490,5 +546,11 @@ _PARSERS = {
     "COPY": _copy,
     "MOVE": _copy,
     "IDLE": _none,
+    "SORT": parse_sort,
+    "THREAD": parse_thread,
+    "GETQUOTA": _getquota,
+    "GETQUOTAROOT": _mailbox,
+    "SETQUOTA": _setquota,
+    "COMPRESS": _compress,
 }
-_UID_COMMANDS = frozenset({"FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE"})
+_UID_COMMANDS = frozenset({"FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD"})

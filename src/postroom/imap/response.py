@@ -92,6 +92,14 @@ def number_set(numbers: Sequence[int]) -> bytes:
     return b",".join(parts)
 
 
+def uid_list(uids: Sequence[int]) -> bytes:
+    """A uid-set keeping the given order (COPYUID pairs, MULTIAPPEND's APPENDUID, RFC 4315
+    §3): compressed into ranges only when ascending."""
+    if all(a < b for a, b in zip(uids, uids[1:], strict=False)):
+        return number_set(uids)
+    return b",".join(b"%d" % u for u in uids)
+
+
 def paren(items: Iterable[bytes]) -> bytes:
     return b"(" + b" ".join(items) + b")"
 

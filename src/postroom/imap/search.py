@@ -183,13 +183,22 @@ def parse_search(r: Reader) -> SearchArgs:
         returns = tuple(opts)
         r.sp()
     if r.maybe(b"CHARSET "):
-        charset = r.astring().decode("ascii", "replace").upper()
+        charset = parse_charset(r)
         r.sp()
+    return SearchArgs(returns, charset, parse_keys(r))
+
+
+def parse_charset(r: Reader) -> str:
+    return r.astring().decode("ascii", "replace").upper()
+
+
+def parse_keys(r: Reader) -> object:
+    """search-key *(SP search-key), up to the end of the command: one key or their And."""
     keys = [parse_key(r)]
     while not r.at_end():
         r.sp()
         keys.append(parse_key(r))
-    return SearchArgs(returns, charset, keys[0] if len(keys) == 1 else And(tuple(keys)))
+    return keys[0] if len(keys) == 1 else And(tuple(keys))
 
 
 def uses_modseq(node: object) -> bool:

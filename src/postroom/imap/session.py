@@ -17,19 +17,20 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from postroom.app import App
 from postroom.auth.authenticator import AuthOutcome, Challenge
-from postroom.imap import response
+from postroom.imap import response, shared
 from postroom.imap.core import Close, Core, Execute, Send, State
+from postroom.imap.deflate import Deflate, DeflateError
 from postroom.imap.framer import Line
 from postroom.imap.parser import Authenticate, Command, IdArgs, Login
 from postroom.imap.view import MailboxView
 from postroom.net.connection import Connection, ConnectionClosed
 from postroom.store.base import Account
-from postroom.store.notifier import ChangeKind, Subscription
+from postroom.store.notifier import Change, ChangeKind, Subscription
 
 PRE_AUTH_TIMEOUT = 60.0  # seconds to log in (RFC 9051 §5.4 bounds only authenticated sessions)
 IDLE_HEARTBEAT = 110.0  # "* OK Still here" at least every 2 minutes (NAT keepalive)
 OUTPUT_CHUNK = 128 * 1024  # bytes queued before they are handed to the transport
-NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})  # RFC 9051 §7.5.1
+NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})  # RFC 9051 §7.5.1
 Handler = Callable[["Session", Command], Awaitable[bytes]]
 
 
@@ -50,8 +51,10 @@ class Session:
         self.utf8 = False  # ENABLE UTF8=ACCEPT (RFC 6855) or IMAP4rev2
         self.condstore = False  # RFC 7162 §3.1: enabled by ENABLE or any enabling command
         self.qresync = False
-        self.view_changed = False
+        self.view_changed = False  # changed by this session: sync without sharing the query
+        self.woken = -1  # highest modseq of notifications IDLE consumed but did not sync yet
         self.own_modseqs: set[int] = set()  # modseqs of this session's own flag changes
+        self.deflate: Deflate | None = None  # COMPRESS=DEFLATE is active (RFC 4978)
         self._out: list[bytes] = []
         self._queued = 0
 
@@ -59,6 +62,8 @@ class Session:
     def send(self, data: bytes) -> None:
         """Queue output; small responses are coalesced so a FETCH of 100,000 lines costs a
         few hundred TLS records, not 100,000."""
+        if not data:
+            return
         self._out.append(data)
         self._queued += len(data)
         if self._queued >= OUTPUT_CHUNK:
@@ -66,9 +71,12 @@ class Session:
 
     def _push(self) -> None:
         if self._out:
-            self.conn.write_nowait(b"".join(self._out))
+            data = b"".join(self._out)
             self._out.clear()
             self._queued = 0
+            if self.deflate is not None:
+                data = self.deflate.compress(data)
+            self.conn.write_nowait(data)
 
     async def flush(self) -> None:
         self._push()
@@ -91,7 +99,11 @@ class Session:
                 "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS",
                 "STATUS=SIZE", "ESEARCH", "SEARCHRES", "CONDSTORE", "QRESYNC", "BINARY",
                 "UTF8=ACCEPT", f"APPENDLIMIT={self.app.settings.limits.message_size}",
+                "MULTIAPPEND", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             ]  # fmt: skip
+            if self.deflate is None:
+                caps.append("COMPRESS=DEFLATE")
         return " ".join(caps)
 
     # -- the connection loop -------------------------------------------------------------
@@ -121,6 +133,10 @@ class Session:
         except TimeoutError:
             self.send(response.untagged("BYE Autologout; idle for too long"))
             await self.flush()
+        except DeflateError:
+            self.deflate = None  # the stream is broken: say goodbye uncompressed
+            self.send(response.untagged("BYE Invalid compressed data"))
+            await self.flush()
         except ConnectionClosed:
             pass
         finally:
@@ -128,9 +144,27 @@ class Session:
                 self.sub.close()
 
     async def read(self, timeout: float | None = None) -> bytes:
+        """The next bytes from the client, decompressed when COMPRESS is active (at most
+        deflate.CHUNK at a time; the rest is decompressed on the next call)."""
         if timeout is None and self.core.state == State.NOT_AUTHENTICATED:
             timeout = PRE_AUTH_TIMEOUT
-        return await self.conn.read(timeout)
+        deflate = self.deflate
+        if deflate is None:
+            return await self.conn.read(timeout)
+        while True:
+            data = deflate.decompress() if deflate.pending else b""
+            if not data:
+                data = deflate.decompress(await self.conn.read(timeout))
+            if data:
+                return data
+
+    def start_compression(self) -> None:
+        """RFC 4978 §3: compression starts right after the tagged OK in both directions, so
+        whatever the client pipelined after COMPRESS is already compressed."""
+        self.deflate = Deflate()
+        rest = self.core.take_buffered()
+        if rest:
+            self.core.feed(self.deflate.decompress(rest))
 
     async def read_line(self) -> bytes:
         """A bare line (SASL response, DONE) after a continuation request."""
@@ -156,7 +190,7 @@ class Session:
         self.conn.busy = cmd.name != "IDLE"
         try:
             tagged = await handler(self, cmd)
-        except (SessionEnded, ConnectionClosed, TimeoutError):
+        except (SessionEnded, ConnectionClosed, TimeoutError, DeflateError):
             raise
         except Exception as exc:  # a bug must cost one command, not the connection
             self.conn.log("imap command failed", logging.ERROR, cmd=cmd.name, error=repr(exc))
@@ -168,28 +202,36 @@ class Session:
         self.send(tagged)
 
     # -- change synchronisation ----------------------------------------------------------
-    def _drain_events(self) -> bool:
-        """Whether the selected mailbox changed since the last sync (RFC 9051 §5.2)."""
+    def _drain_events(self) -> tuple[bool, int | None]:
+        """Whether the selected mailbox changed since the last sync (RFC 9051 §5.2), and the
+        highest modseq the resynchronisation must reach (None: unknown, query alone)."""
         sub, view = self.sub, self.view
         if sub is None or view is None:
-            return False
-        changed = self.view_changed
-        own = self.own_modseqs
+            return False, None
+        need: int | None = self.woken
         for change in sub.drain():
-            if change.mailbox_id != view.mailbox_id:
-                continue
-            if change.kind == ChangeKind.FLAGS_CHANGED and change.modseq in own:
-                own.discard(change.modseq)  # our own STORE, already answered
-                continue
-            if change.kind == ChangeKind.MAILBOX_DELETED:
-                self.send(response.untagged("BYE Selected mailbox was deleted"))
-                raise SessionEnded
-            changed = True
-        if sub.overflowed:
+            if self.note_change(change) and need is not None:
+                need = max(need, change.modseq)
+        if sub.overflowed or self.view_changed:
             sub.overflowed = False
-            changed = True
+            need = None
+        changed = need is None or need >= 0
         self.view_changed = False
-        return changed
+        self.woken = -1
+        return changed, need
+
+    def note_change(self, change: Change) -> bool:
+        """Whether a notification concerns the selected mailbox and needs a sync."""
+        view = self.view
+        if view is None or change.mailbox_id != view.mailbox_id:
+            return False
+        if change.kind == ChangeKind.FLAGS_CHANGED and change.modseq in self.own_modseqs:
+            self.own_modseqs.discard(change.modseq)  # our own STORE, already answered
+            return False
+        if change.kind == ChangeKind.MAILBOX_DELETED:
+            self.send(response.untagged("BYE Selected mailbox was deleted"))
+            raise SessionEnded
+        return True
 
     def note_own(self, modseqs: Iterable[int]) -> None:
         """Remember modseqs this session produced so their notifications cost no query."""
@@ -203,14 +245,14 @@ class Session:
         view = self.view
         if view is None:
             return
-        changed = self._drain_events() or force
-        if not changed:
+        changed, need = self._drain_events()
+        if not changed and not force:
             if allow_expunge and view.pending_expunge:
                 for line in view.expunge(sorted(view.pending_expunge)):
                     self.send(line)
             return
         before = len(view)
-        changes = await self.store.changes_since(view.mailbox_id, view.modseq)
+        changes = await shared.changes_since(self.store, view.mailbox_id, view.modseq, need)
         for line in view.apply(changes, allow_expunge):
             self.send(line)
         if len(view) > before and not self.rev2 and not view.readonly:
@@ -221,7 +263,10 @@ class Session:
         message gets it."""
         view = self.view
         assert view is not None
-        view.recent.update(await self.store.claim_recent(view.mailbox_id))
+        last = view.uids[-1] if view.uids else 0
+        view.recent.update(
+            await shared.claim_recent(self.store, view.mailbox_id, view.uidvalidity, last)
+        )
         self.send(b"* %d RECENT\r\n" % len(view.recent))
 
     # -- login ---------------------------------------------------------------------------
@@ -384,7 +429,7 @@ async def cmd_idle(s: Session, cmd: Command) -> bytes:
             if remaining <= 0:
                 raise TimeoutError
             if reader is None:
-                reader = asyncio.ensure_future(s.conn.read(remaining))
+                reader = asyncio.ensure_future(s.read(remaining))
             waits: set[asyncio.Future] = {reader}
             getter = None
             if s.sub is not None:
@@ -396,18 +441,15 @@ async def cmd_idle(s: Session, cmd: Command) -> bytes:
             if getter is not None:
                 if getter in done:
                     change = getter.result()
-                    if s.view is not None and change.mailbox_id == s.view.mailbox_id:
-                        s.view_changed = True
-                        if change.kind == ChangeKind.MAILBOX_DELETED:
-                            s.send(response.untagged("BYE Selected mailbox was deleted"))
-                            raise SessionEnded
+                    if s.note_change(change):
+                        s.woken = max(s.woken, change.modseq)
                 else:
                     getter.cancel()
             if reader in done:
                 data = reader.result()
                 reader = None
                 s.core.feed(data)
-            elif not done:
+            elif not done and loop.time() < deadline:
                 s.send(response.untagged("OK Still here"))
             if s.view is not None:
                 await s.sync(allow_expunge=True)
@@ -415,6 +457,18 @@ async def cmd_idle(s: Session, cmd: Command) -> bytes:
     finally:
         if reader is not None:
             reader.cancel()
+
+
+async def cmd_compress(s: Session, cmd: Command) -> bytes:
+    """RFC 4978 §3: COMPRESS DEFLATE."""
+    if cmd.args != "DEFLATE":
+        return response.tagged(cmd.tag, "BAD", "Unknown compression mechanism")
+    if s.deflate is not None:
+        return response.tagged(cmd.tag, "NO", "Compression is already active", "COMPRESSIONACTIVE")
+    s.send(response.tagged(cmd.tag, "OK", "DEFLATE active"))
+    await s.flush()
+    s.start_compression()
+    return b""
 
 
 HANDLERS: dict[str, Handler] = {
@@ -427,14 +481,17 @@ HANDLERS: dict[str, Handler] = {
     "AUTHENTICATE": cmd_authenticate,
     "ENABLE": cmd_enable,
     "IDLE": cmd_idle,
+    "COMPRESS": cmd_compress,
 }
 
 
 def _register() -> None:
-    from postroom.imap import mailboxes, messages
+    from postroom.imap import mailboxes, messages, ordering, quota
 
     HANDLERS.update(mailboxes.HANDLERS)
     HANDLERS.update(messages.HANDLERS)
+    HANDLERS.update(ordering.HANDLERS)
+    HANDLERS.update(quota.HANDLERS)
 
 
 _register()
