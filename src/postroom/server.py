@@ -18,6 +18,7 @@ from pathlib import Path
 
 from postroom import config, log
 from postroom.app import App
+from postroom.auth.authenticator import Authenticator
 from postroom.config import (
     FALLBACK_PORTS,
     IMPLICIT_TLS,
@@ -110,15 +111,12 @@ class Server:
         self.listeners: dict[str, Listener] = {}
         self.app: App | None = None
         self.workers: list[asyncio.Task[None]] = []
-        self._stopped = asyncio.Event()
 
     def port(self, service: str) -> int:
         """The first bound port of a service (tests use ephemeral ports)."""
         return self.listeners[service].bound[0][1]
 
     async def start(self) -> None:
-        from postroom.auth.authenticator import Authenticator
-
         s = self.settings
         s.data_path.mkdir(parents=True, exist_ok=True, mode=0o750)
         tls = TLSManager(s.tls.cert, s.tls.key, s.data_path, s.hostname)
@@ -133,7 +131,7 @@ class Server:
                 if listener is not None:
                     self.listeners[service] = listener
         except BaseException:
-            await self._close_listeners()
+            self._stop_accepting()
             await store.close()
             raise
         self._drop_privileges()
@@ -224,18 +222,15 @@ class Server:
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:
         """Stop accepting, let sessions in flight finish (up to ``grace``), close the store."""
-        for listener in self.listeners.values():
-            listener.stop_accepting()
+        self._stop_accepting()
         for task in self.workers:
             task.cancel()
         await asyncio.gather(*self.workers, return_exceptions=True)
         await asyncio.gather(*(lst.drain(grace) for lst in self.listeners.values()))
-        await self._close_listeners()
         if self.app is not None:
             await self.app.store.close()
-        self._stopped.set()
 
-    async def _close_listeners(self) -> None:
+    def _stop_accepting(self) -> None:
         for listener in self.listeners.values():
             listener.stop_accepting()
 
