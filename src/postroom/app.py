@@ -11,6 +11,7 @@ from postroom.store.base import Store
 
 if TYPE_CHECKING:
     from postroom.auth.authenticator import Authenticator
+    from postroom.outbound.worker import Outbound
 
 
 @dataclass
@@ -19,6 +20,7 @@ class App:
     store: Store
     auth: Authenticator
     tls: TLSManager
+    outbound: Outbound | None = None  # the queue for mail to other domains
 
     @property
     def hostname(self) -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``postroom [-c FILE] serve | domain | user | alias | version``.
+"""Command line: ``postroom [-c FILE] serve | domain | user | alias | queue | dkim | dns | version``.
 
 Administration commands open the same store as the server (SQLite allows several processes),
 so they work while ``postroom serve`` runs and take effect at once.
@@ -16,6 +16,8 @@ from typing import Any
 
 from postroom import __version__, config, log
 from postroom.config import ConfigError, Settings
+from postroom.outbound import admin as outbound_admin
+from postroom.outbound import dkim
 from postroom.store import open_store
 from postroom.store.base import Store, StoreError
 
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("source")
     rm.add_argument("targets", nargs="*")
     alias.add_parser("list").add_argument("domain", nargs="?")
+    outbound_admin.add_cli(sub)  # queue, dkim, dns
     return p
 
 
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, args.config)
         handler = ADMIN[args.command]
-        return asyncio.run(_with_store(settings, lambda store: handler(store, args)))
+        return asyncio.run(_with_store(settings, lambda store: handler(store, settings, args)))
     except (ConfigError, UsageError, StoreError) as exc:
         print(f"postroom: {exc}", file=sys.stderr)
         return 2
@@ -182,10 +185,14 @@ def _domain_of(address: str) -> str:
     return domain.lower()
 
 
-async def domain_cmd(store: Store, args: argparse.Namespace) -> int:
+async def domain_cmd(store: Store, settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "add":
-        await store.add_domain(args.name.lower())
-        print(f"domain {args.name.lower()} added")
+        name = args.name.lower()
+        await store.add_domain(name)
+        print(f"domain {name} added")
+        key = dkim.ensure_key(settings.data_path, name)
+        if key is not None:
+            print(f"DKIM key {key.selector} made; publish the records: postroom dns {name}")
     elif args.action == "remove":
         await store.remove_domain(args.name.lower())
         print(f"domain {args.name.lower()} removed")
@@ -195,7 +202,7 @@ async def domain_cmd(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-async def user_cmd(store: Store, args: argparse.Namespace) -> int:
+async def user_cmd(store: Store, settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
         for account in await store.list_accounts(args.domain):
             usage = await store.usage(account.id)
@@ -223,7 +230,7 @@ async def user_cmd(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-async def alias_cmd(store: Store, args: argparse.Namespace) -> int:
+async def alias_cmd(store: Store, settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
         for alias in await store.list_aliases(args.domain):
             print(f"{alias.source}\t{' '.join(alias.targets)}")
@@ -242,8 +249,9 @@ async def alias_cmd(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-ADMIN: dict[str, Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
+ADMIN: dict[str, Callable[[Store, Settings, argparse.Namespace], Awaitable[int]]] = {
     "domain": domain_cmd,
     "user": user_cmd,
     "alias": alias_cmd,
+    **outbound_admin.HANDLERS,
 }

@@ -107,6 +107,8 @@ class Queue:
     max_retry: float = 4000.0  # seconds between attempts at most (Postfix maximal_backoff_time)
     give_up_after: float = 5 * 24 * 3600.0
     delay_warning_after: float = 4 * 3600.0  # 0 disables delay DSNs
+    concurrency: int = 20  # outgoing connections in total
+    per_destination: int = 4  # outgoing connections per destination host
 
 
 @dataclass
@@ -260,6 +262,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("limits.recipients: must be positive")
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: {s.log_level!r} is not debug, info, warning or error")
+    if s.queue.concurrency <= 0 or s.queue.per_destination <= 0:
+        raise ConfigError("queue: concurrency and per_destination must be positive")
     if s.relay.smarthost_tls not in ("starttls", "implicit", "none"):
         raise ConfigError("relay.smarthost_tls: must be 'starttls', 'implicit' or 'none'")
     for domain, target in s.relay.routes.items():

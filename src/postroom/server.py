@@ -31,6 +31,7 @@ from postroom.config import (
 from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager, write_private
+from postroom.outbound.worker import Outbound
 from postroom.store import open_store
 
 SESSION_MODULES = {
@@ -123,15 +124,20 @@ class Server:
         store = open_store(s)
         await store.open()
         auth = Authenticator(store, s.auth, fake_key=persistent_secret(s.data_path / "auth.key"))
-        self.app = App(settings=s, store=store, auth=auth, tls=tls)
+        outbound = Outbound(
+            s, store, concurrency=s.queue.concurrency, per_destination=s.queue.per_destination
+        )
+        self.app = App(settings=s, store=store, auth=auth, tls=tls, outbound=outbound)
         limits = ConnectionLimits(s.limits.connections_per_ip, s.limits.connections)
         try:
+            await outbound.open()
             for service in SERVICES:
                 listener = await self._listen(service, tls, limits)
                 if listener is not None:
                     self.listeners[service] = listener
         except BaseException:
             self._stop_accepting()
+            await outbound.close()
             await store.close()
             raise
         self._drop_privileges()
@@ -169,8 +175,9 @@ class Server:
         return None
 
     def _start_workers(self) -> list[asyncio.Task[None]]:
-        """Background workers that live as long as the server (the outbound queue, later)."""
-        return []
+        """Background workers that live as long as the server."""
+        assert self.app is not None and self.app.outbound is not None
+        return [asyncio.create_task(self.app.outbound.run(), name="outbound")]
 
     def _handler(self, service: str) -> Callable[[Connection], Awaitable[None]]:
         try:
@@ -228,6 +235,8 @@ class Server:
         await asyncio.gather(*self.workers, return_exceptions=True)
         await asyncio.gather(*(lst.drain(grace) for lst in self.listeners.values()))
         if self.app is not None:
+            if self.app.outbound is not None:
+                await self.app.outbound.close()
             await self.app.store.close()
 
     def _stop_accepting(self) -> None:

@@ -95,7 +95,11 @@ def test_bad_config_is_one_line_exit_2(tmp_path, text, needle):
 
 
 def test_admin_commands(config_file):
-    assert run("domain", "add", "Example.TEST", config=config_file).returncode == 0
+    out = run("domain", "add", "Example.TEST", config=config_file)
+    assert out.returncode == 0 and "DKIM key" in out.stdout
+    records = run("dns", "example.test", config=config_file).stdout
+    assert "v=DKIM1" in records and "v=spf1" in records and "_dmarc.example.test" in records
+    assert run("queue", "list", config=config_file).returncode == 0
     assert run("domain", "list", config=config_file).stdout.split() == ["example.test"]
     out = run(
         "user", "add", "Ann@example.test", "--password-stdin", config=config_file, stdin="pw1\n"
