@@ -1,0 +1,1 @@
+"""Outbound mail: the durable queue, delivery to other domains, bounces, DKIM signing."""
