@@ -25,7 +25,6 @@ from postroom.smtp.reply import (
     OVER_QUOTA,
     RECIPIENT_OK,
     RELAY_DENIED,
-    REMOTE_NOT_YET,
     SENDER_OK,
     TOO_MANY_HOPS,
     UNKNOWN_USER,
@@ -84,10 +83,13 @@ async def test_relay_and_remote_targets(store):
     policy = Policy(store, "mx.example.test", "smtp")
     assert await policy.recipient(addr("x@elsewhere.example"), None, None) == (RELAY_DENIED, None)
     assert await policy.recipient(addr("x@elsewhere.example"), alice, None) == (
-        REMOTE_NOT_YET,
-        None,
+        RECIPIENT_OK,
+        Route((), ("x@elsewhere.example",)),
     )
-    assert await policy.recipient(addr("fwd@example.test"), None, None) == (REMOTE_NOT_YET, None)
+    assert await policy.recipient(addr("fwd@example.test"), None, None) == (
+        RECIPIENT_OK,
+        Route((alice,), ("x@elsewhere.example",)),
+    )
 
 
 async def test_alias_loops_depth_and_fan_out_are_bounded(store):
@@ -192,7 +194,9 @@ async def test_delivery_is_one_copy_per_account(store):
     [a] = await messages(store, alice)
     [b] = await messages(store, bob)
     assert a == b and a.startswith(b"Return-Path: <c@remote.example>\r\nReceived: ")
-    assert a.endswith(b"\r\nSubject: x\r\n\r\nbody\r\n")
+    # an authenticated submission gets RFC 6409 §8 fix-ups at the end of its header
+    assert b"\r\nSubject: x\r\nDate: " in a and b"\r\nMessage-ID: <" in a
+    assert a.endswith(b"\r\n\r\nbody\r\n")
 
 
 async def test_delivery_refusals(store):

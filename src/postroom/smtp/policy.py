@@ -7,8 +7,8 @@ order of precedence: exact alias, exact account, the same two for the address wi
 account (the source is then looked up as an account only), as with Postfix virtual aliases.
 
 Recipients outside the hosted domains -- asked for by an authenticated user, or reached
-through an alias -- form ``Route.remote``.  They belong to the outbound queue; until it exists
-such a recipient is refused with 451 4.3.0 (``Policy.remote``), never accepted and dropped.
+through an alias -- form ``Route.remote``: the outbound queue takes them at the end of DATA.
+Only unauthenticated mail for other domains is refused (no open relay).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from postroom.smtp.reply import (
     OVER_QUOTA,
     RECIPIENT_OK,
     RELAY_DENIED,
-    REMOTE_NOT_YET,
     SENDER_OK,
     UNKNOWN_USER,
     Reply,
@@ -111,7 +110,7 @@ class Policy:
         if not await self.hosted(recipient.domain):
             if account is None:
                 return RELAY_DENIED, None
-            return self.remote(Route((), (str(recipient),)))
+            return RECIPIENT_OK, Route((), (str(recipient),))
         key = str(recipient).lower()
         resolved = self._resolved.get(key)
         if resolved is None:
@@ -121,8 +120,6 @@ class Policy:
             self._resolved[key] = resolved
         if isinstance(resolved, Reply):
             return resolved, None
-        if resolved.remote:
-            return self.remote(resolved)
         if await self._over_quota(resolved.local, declared_size or 0):
             return OVER_QUOTA, None
         return RECIPIENT_OK, resolved
@@ -138,12 +135,6 @@ class Policy:
         if not route.local and not route.remote:
             return LOOP  # aliases pointing only at each other
         return route
-
-    def remote(self, route: Route) -> tuple[Reply, Route | None]:
-        """The seam for the outbound queue: it will accept ``route`` here (local copies
-        delivered at DATA, ``route.remote`` queued).  Until then: 451 4.3.0, so nothing
-        accepted is ever dropped."""
-        return REMOTE_NOT_YET, None
 
     async def _expand(self, address: str) -> _Expansion | None:
         exp = _Expansion()

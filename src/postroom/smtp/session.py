@@ -170,7 +170,9 @@ class Session:
             user=self.account.address if self.account else None,
             id=f"{conn.session_id}.{next(self._ids)}",
         )
-        reply = await delivery.deliver(self.app.store, tx, event.data, info, self.inboxes)
+        reply = await delivery.deliver(
+            self.app.store, tx, event.data, info, self.inboxes, self.app
+        )
         conn.log(
             "delivered" if reply.positive else "not delivered",
             logging.INFO if reply.positive else logging.WARNING,
