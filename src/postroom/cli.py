@@ -141,7 +141,7 @@ def banner(server: Any, config_path: str | None) -> str:
     """What a new user needs on first start: where we listen and what to do next."""
     lines = [f"postroom {__version__} serving {server.settings.hostname}", ""]
     for service, listener in server.listeners.items():
-        where = ", ".join(f"{h or '*'}:{p}" for h, p in listener.bound)
+        where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in listener.bound)
         lines.append(f"  {service:<12} {where}")
     cfg = f" -c {config_path}" if config_path else ""
     lines += [
