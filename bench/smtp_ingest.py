@@ -11,9 +11,17 @@ Peers (each skipped with the reason printed when it cannot run here):
   aiosmtpd  an aiosmtpd server that writes each message to a Maildir file and fsyncs it (and
             the directory) before answering 250: the ANCHORS.md row.
 
+postroom runs as ``postroom serve`` runs it: on uvloop, logging at INFO (to DIR/server.log,
+as Postfix logs to its maillog file).
+
 The client is Postfix's smtp-source when installed (as in ANCHORS.md), else a small asyncio
 client; it runs in its own process, every server in its own process.  By default each message
 uses its own connection (smtp-source's default); ``--reuse`` keeps each session's connection.
+Besides rates, each row gives the CPU time the server's processes used per message (user +
+system, from /proc): on a shared machine it moves far less than the rates do.  postroom
+indexes message text in the background after acknowledging (its backlog bounded); before
+each row and before reading its CPU time the bench waits for that backlog to drain, so a row
+neither inherits the previous row's indexing nor leaves its own out of its CPU figure.
 
     python bench/smtp_ingest.py                       # 1, 20, 100 sessions; 4 KiB and 100 KiB
     python bench/smtp_ingest.py --sessions 20 --messages 5000 --sizes 4096
@@ -52,23 +60,33 @@ class Peer:
         """Messages durably in the mailbox so far."""
         raise NotImplementedError
 
+    def cpu(self) -> float | None:
+        """CPU seconds (user + system) used by the server's processes so far."""
+        return None
+
+    def settle(self) -> None:
+        """Wait until the server has finished its background work."""
+
     port = 0
     asynchronous = False  # 250 before final delivery (Postfix): wait for stored() too
 
 
 class ChildPeer(Peer):
-    """A server started as ``python smtp_ingest.py _serve-<name> DIR``; it prints "READY port"
-    and answers "COUNT" on stdin with the number of stored messages; EOF stops it."""
+    """A server started as ``python smtp_ingest.py _serve-<name> DIR``; it prints "READY port",
+    answers "COUNT" on stdin with the number of stored messages and "SETTLE" with "0" once
+    its background work is done; EOF stops it."""
 
     def start(self, root: Path) -> None:
         folder = root / self.name
         folder.mkdir()
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, f"_serve-{self.name}", str(folder)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        with open(folder / "server.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, f"_serve-{self.name}", str(folder)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if line[:1] != ["READY"]:
@@ -76,10 +94,19 @@ class ChildPeer(Peer):
         self.port = int(line[1])
 
     def stored(self) -> int:
+        return self._ask("COUNT")
+
+    def settle(self) -> None:
+        self._ask("SETTLE")
+
+    def _ask(self, command: str) -> int:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("COUNT\n")
+        self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
+
+    def cpu(self) -> float | None:
+        return process_cpu(self.proc.pid)
 
     def stop(self) -> None:
         proc = getattr(self, "proc", None)
@@ -195,6 +222,21 @@ class PostfixPeer(Peer):
             if (self.maildir / sub).is_dir()
         )
 
+    def cpu(self) -> float | None:
+        """The master and its live children; children that exited are in the master's
+        cutime/cstime."""
+        try:
+            master = int((self.conf.parent / "data" / "master.lock").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        total = process_cpu(master, children=True)
+        if total is None:
+            return None
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and parent_pid(int(entry.name)) == master:
+                total += process_cpu(int(entry.name)) or 0.0
+        return total
+
     def stop(self) -> None:
         if getattr(self, "conf", None) is not None:
             subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
@@ -203,7 +245,7 @@ class PostfixPeer(Peer):
 # -- the servers' entry points ----------------------------------------------------------------
 def serve_postroom(folder: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from postroom import config
+    from postroom import config, log
     from postroom.auth.passwords import hash_password, scram_secrets
     from postroom.server import Server
 
@@ -211,7 +253,7 @@ def serve_postroom(folder: str) -> None:
         {
             "hostname": "postroom.bench.test",
             "data_dir": folder,
-            "log_level": "warning",
+            "log_level": "info",
             "listen": {
                 "smtp": ["127.0.0.1:0"],
                 **{s: [] for s in config.SERVICES if s != "smtp"},
@@ -219,6 +261,8 @@ def serve_postroom(folder: str) -> None:
             "limits": {"connections_per_ip": 10_000},
         }
     )
+
+    log.setup(settings.log_level)
 
     async def main() -> None:
         server = Server(settings)
@@ -233,7 +277,18 @@ def serve_postroom(folder: str) -> None:
         async def count() -> int:
             return (await store.status(inbox.id)).messages
 
-        await child_loop(server.port("smtp"), count)
+        async def settle() -> int:
+            """Until the text index has caught up (the store indexes in the background)."""
+            for _ in range(6000):
+                pending = await store._read(
+                    lambda conn: conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
+                )
+                if not pending:
+                    break
+                await asyncio.sleep(0.05)
+            return 0
+
+        await child_loop(server.port("smtp"), count, settle)
         await server.stop(grace=5)
 
     run_loop(main())
@@ -290,21 +345,24 @@ def serve_aiosmtpd(folder: str) -> None:
         async def count() -> int:
             return len(os.listdir(maildir / "new"))
 
-        await child_loop(port, count)
+        async def settle() -> int:
+            return 0
+
+        await child_loop(port, count, settle)
         server.close()
 
     run_loop(main())
 
 
-async def child_loop(port: int, count) -> None:  # noqa: ANN001
-    """Tell the parent the port, then answer COUNT until stdin closes."""
+async def child_loop(port: int, count, settle) -> None:  # noqa: ANN001
+    """Tell the parent the port, then answer COUNT and SETTLE until stdin closes."""
     print(f"READY {port}", flush=True)
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:
             return
-        print(await count(), flush=True)
+        print(await (settle() if line.strip() == "SETTLE" else count()), flush=True)
 
 
 def run_loop(coro) -> None:  # noqa: ANN001
@@ -380,6 +438,33 @@ def make_body(size: int) -> bytes:
 
 
 # -- the run ------------------------------------------------------------------------------------
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3 onwards)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def process_cpu(pid: int, children: bool = False) -> float | None:
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / _TICKS
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = _stat(pid)
+    return None if fields is None else int(fields[1])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -404,8 +489,11 @@ def run(cmd: list[str]) -> None:
 
 
 def measure(peer: Peer, sessions: int, total: int, size: int, reuse: bool, client: str):
-    """Returns (accepted msg/s, stored msg/s, stored count increase)."""
+    """Returns (accepted msg/s, stored msg/s, stored count increase, server CPU ms/message
+    or None)."""
+    peer.settle()
     before = peer.stored()
+    cpu_before = peer.cpu()
     start = time.perf_counter()
     if client == "smtp-source":
         done = subprocess.run(
@@ -424,7 +512,12 @@ def measure(peer: Peer, sessions: int, total: int, size: int, reuse: bool, clien
         time.sleep(0.02)
         stored = peer.stored() - before
     elapsed = time.perf_counter() - start
-    return total / accepted, (total / elapsed if stored >= total else 0.0), stored
+    peer.settle()
+    cpu_after = peer.cpu()
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = (cpu_after - cpu_before) * 1000 / total
+    return total / accepted, (total / elapsed if stored >= total else 0.0), stored, cpu
 
 
 def run_client(port: int, sessions: int, total: int, size: int, reuse: bool) -> int:
@@ -483,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peer {name} skipped: {reason}")
         else:
             peers.append(cls())
-    results: dict[tuple[str, int, int], tuple[float, float, int]] = {}
+    results: dict[tuple[str, int, int], tuple[float, float, int, float | None]] = {}
     with tempfile.TemporaryDirectory(prefix="smtp-bench-") as tmp:
         os.chmod(tmp, 0o755)  # postfix's unprivileged processes walk into it
         try:
@@ -494,10 +587,11 @@ def main(argv: list[str] | None = None) -> int:
                     for peer in peers:
                         row = measure(peer, sessions, args.messages, size, args.reuse, client)
                         results[(peer.name, size, sessions)] = row
+                        cpu = "   -" if row[3] is None else f"{row[3]:4.2f}"
                         print(
                             f"{peer.name:9} {size // 1024:4d} KiB {sessions:4d} sessions: "
                             f"accepted {row[0]:7.1f} msg/s, in mailbox {row[1]:7.1f} msg/s"
-                            f" ({row[2]} stored)",
+                            f" ({row[2]} stored), server CPU {cpu} ms/msg",
                             flush=True,
                         )
         finally:
@@ -508,11 +602,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(results: dict[tuple[str, int, int], tuple[float, float, int]], names: list[str]) -> None:
+def report(
+    results: dict[tuple[str, int, int], tuple[float, float, int, float | None]], names: list[str]
+) -> None:
     if "postroom" not in names:
         return
     print("\nratios (postroom durable-in-mailbox rate / peer rate):")
-    for (name, size, sessions), (accepted, durable, _) in sorted(results.items()):
+    for (name, size, sessions), (accepted, durable, _, _) in sorted(results.items()):
         if name == "postroom":
             continue
         ours = results[("postroom", size, sessions)][1]

@@ -1,15 +1,20 @@
-"""Durable ingest rate of the SQLite store beside this disk's raw fsync rate, same run.
+"""Durable ingest rate of the SQLite store beside this disk's raw fsync rates, same run.
 
 Every stored message is acknowledged only once its bytes and metadata are on disk, so a
 store that fsyncs once per message can never beat the disk's fsync rate; group commit
-(one WAL fsync per batch) and concurrent blob writes are what let it go past that ceiling
-as writers are added.  The ceiling printed here is the serial rate of what durably storing
-one small file costs: write, fsync, rename, fsync the directory.
+(one WAL fsync per batch) is what lets it go past that ceiling as writers are added.  Two
+ceilings are printed: the serial rate of appending a message to one file and fdatasyncing
+it (what a commit costs at least: messages up to INLINE_MAX are kept in the database), and
+of durably storing one small file (write, fsync, rename, fsync the directory: what a
+message in a blob file costs).  The store runs on uvloop when installed, as ``postroom
+serve`` does.
 
 Also prints the read side on a large mailbox: the SELECT flag list (cold and cached) and
 SEARCH UNSEEN.
 
-    python bench/store_ingest.py [--messages 2000] [--writers 1,20,100] [--dir PATH]
+    python bench/store_ingest.py [--messages 2000] [--writers 1,20,100] [--dir PATH] [--files]
+
+``--files`` keeps every message in a blob file, as messages larger than INLINE_MAX are.
 """
 
 from __future__ import annotations
@@ -25,9 +30,25 @@ import time
 from pathlib import Path
 
 from postroom.store import query
-from postroom.store.sqlite import SqliteStore
+from postroom.store.sqlite import INLINE_MAX, SqliteStore
 
 MESSAGE_SIZE = 4096
+
+
+def append_rate(path: Path, seconds: float = 3.0) -> float:
+    """Messages appended to one file and fdatasync'd one after the other, per second."""
+    payload = os.urandom(MESSAGE_SIZE)
+    count = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            os.write(fd, payload)
+            os.fdatasync(fd)
+            count += 1
+    finally:
+        os.close(fd)
+    return count / (time.perf_counter() - start)
 
 
 def fsync_rate(root: Path, seconds: float = 3.0) -> float:
@@ -80,9 +101,9 @@ def make_message(n: int) -> bytes:
     return (head + "\r\n".join(lines).encode())[:MESSAGE_SIZE]
 
 
-async def ingest(root: Path, writers: int, total: int) -> tuple[float, float]:
+async def ingest(root: Path, writers: int, total: int, inline_max: int) -> tuple[float, float]:
     """Messages per second and mean batch size with ``writers`` concurrent appenders."""
-    store = SqliteStore(root)
+    store = SqliteStore(root, inline_max=inline_max)
     await store.open()
     try:
         await store.add_domain("example.org")
@@ -108,7 +129,8 @@ async def ingest(root: Path, writers: int, total: int) -> tuple[float, float]:
 
 
 async def footprint(root: Path) -> tuple[float, float]:
-    """Database and blob bytes per stored message, once the text index has caught up."""
+    """Database and blob file bytes per stored message, once the text index has caught
+    up (messages of MESSAGE_SIZE are kept in the database)."""
     store = SqliteStore(root)
     await store.open()
     try:
@@ -179,28 +201,45 @@ async def read_side(root: Path, size: int) -> dict[str, float]:
         await store.close()
 
 
+def run(coro):  # noqa: ANN001, ANN201
+    """On uvloop when installed, as ``postroom serve`` runs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000, help="messages per writer count")
     parser.add_argument("--writers", default="1,20,100", help="concurrent writer counts")
     parser.add_argument("--mailbox-size", type=int, default=100_000)
     parser.add_argument("--dir", help="where to write (default: a temporary folder)")
+    parser.add_argument("--files", action="store_true", help="every message in a blob file")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="postroom-bench-", dir=args.dir))
     try:
         print(f"reproduce: python bench/store_ingest.py {' '.join(sys.argv[1:])}".rstrip())
         print(f"data: {base} ({os.cpu_count()} CPUs), {MESSAGE_SIZE}-byte messages")
-        ceiling = fsync_rate(base / "raw")
-        print(f"raw durable small-file rate (write+fsync+rename+fsync dir): {ceiling:8.0f} /s")
+        append = append_rate(base / "append")
+        print(f"raw durable append rate (write+fdatasync one file):          {append:8.0f} /s")
+        files = fsync_rate(base / "raw")
+        print(f"raw durable small-file rate (write+fsync+rename+fsync dir): {files:8.0f} /s")
+        ceiling, raw = (files, "small-file") if args.files else (append, "append")
+        inline_max = 0 if args.files else INLINE_MAX
         for writers in (int(w) for w in args.writers.split(",")):
-            rate, batch = asyncio.run(ingest(base / f"ingest-{writers}", writers, args.messages))
-            print(
-                f"store append, {writers:3d} writer(s): {rate:8.0f} msg/s"
-                f"  ratio to raw {rate / ceiling:5.2f}  mean batch {batch:5.1f} ops/commit"
+            rate, batch = run(
+                ingest(base / f"ingest-{writers}", writers, args.messages, inline_max)
             )
-        database, blobs = asyncio.run(footprint(base / f"ingest-{writers}"))
+            print(
+                f"store append{' (files)' if args.files else ''}, {writers:3d} writer(s):"
+                f" {rate:8.0f} msg/s"
+                f"  ratio to raw {raw} {rate / ceiling:5.2f}  mean batch {batch:5.1f} ops/commit"
+            )
+        database, blobs = run(footprint(base / f"ingest-{writers}"))
         print(f"footprint per message: database {database:.0f} B, blob files {blobs:.0f} B")
-        for name, ms in asyncio.run(read_side(base / "read", args.mailbox_size)).items():
+        for name, ms in run(read_side(base / "read", args.mailbox_size)).items():
             print(f"{args.mailbox_size} messages: {name:40s} {ms:8.1f} ms")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -1,16 +1,19 @@
 """Child process of test_crash: appends messages until killed, printing each acknowledged
-one as ``uid sha256`` only after ``append`` returned, while other messages come and go."""
+one as ``uid sha256`` only after ``append`` returned, while other messages come and go.
+About one message in five is larger than INLINE_MAX, so both ways of keeping bytes (in the
+database, in a blob file) are killed in every phase."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import random
 import sys
 from pathlib import Path
 
-from postroom.store.sqlite import SqliteStore
+from postroom.store.sqlite import INLINE_MAX, SqliteStore
 
 
 async def main(path: Path, seed: int) -> None:
@@ -34,7 +37,8 @@ async def main(path: Path, seed: int) -> None:
             if previous and rng.random() < 0.1:
                 data = rng.choice(previous)  # the same bytes again: a shared blob
             else:
-                body = os.urandom(rng.randrange(50, 20000)).hex()
+                size = INLINE_MAX if rng.random() < 0.2 else 20000
+                body = os.urandom(rng.randrange(50, size)).hex()
                 data = f"Subject: {seed}-{worker}-{n}\r\n\r\n{body}\r\n".encode()
                 previous.append(data)
                 del previous[:-20]
@@ -48,8 +52,9 @@ async def main(path: Path, seed: int) -> None:
     async def churn() -> None:
         """Messages stored and expunged again: kills also land between a commit that
         releases a blob and the unlink of its file."""
-        while True:
-            data = f"Subject: scratch\r\n\r\n{os.urandom(3000).hex()}\r\n".encode()
+        for n in itertools.count():
+            size = INLINE_MAX if n % 2 else 3000
+            data = f"Subject: scratch\r\n\r\n{os.urandom(size).hex()}\r\n".encode()
             await store.append(trash.id, data, ["\\Deleted"])
             await store.expunge(trash.id)
 

@@ -11,7 +11,7 @@ import pytest
 
 from postroom.store.base import FlagMode, StoreError
 from postroom.store.sqlite import SqliteStore
-from tests.store.conftest import message
+from tests.store.conftest import message, stored_blobs
 
 
 async def test_concurrent_appends_get_distinct_ascending_uids(store, inbox):
@@ -108,9 +108,9 @@ async def test_reopen_after_close(tmp_path):
         await again.close()
 
 
-async def test_cancelled_appends_leave_no_orphan_files(tmp_path):
+async def test_cancelled_appends_leave_no_orphan_files(tmp_path, inline_max):
     """A client that goes away mid-APPEND: the message is stored or not, never half."""
-    store = SqliteStore(tmp_path / "d")
+    store = SqliteStore(tmp_path / "d", inline_max=inline_max)
     await store.open()
     await store.add_domain("example.org")
     account = await store.create_account("a@example.org", "h", None)
@@ -123,11 +123,11 @@ async def test_cancelled_appends_leave_no_orphan_files(tmp_path):
     await store.close()  # waits for the deliveries already writing their blob
     await asyncio.gather(*tasks, return_exceptions=True)
 
-    again = SqliteStore(tmp_path / "d")
+    again = SqliteStore(tmp_path / "d", inline_max=inline_max)
     await again.open()
     try:
         stored = await again.fetch(inbox.id, await again.uids(inbox.id))
-        assert set(again._blobs.all_ids()) == {m.blob_id for m in stored}
+        assert await stored_blobs(again) == {m.blob_id for m in stored}
         for m in stored:
             assert hashlib.sha256(await again.read_blob(m.blob_id)).hexdigest() == m.blob_id
     finally:

@@ -14,12 +14,8 @@ from postroom.store.base import (
     NotFound,
     OverQuota,
 )
-from postroom.store.sqlite import SqliteStore
-from tests.store.conftest import message
-
-
-def blob_files(store: SqliteStore) -> set[str]:
-    return set(store._blobs.all_ids())
+from postroom.store.sqlite import INLINE_MAX, SqliteStore
+from tests.store.conftest import message, stored_blobs
 
 
 async def test_append_fetch_read_blob(store, inbox):
@@ -43,6 +39,27 @@ async def test_append_fetch_read_blob(store, inbox):
         await store.append(9999, data)
     with pytest.raises(NotFound):
         await store.fetch(9999, [1])
+
+
+async def test_small_messages_in_the_database_large_ones_in_files(tmp_path):
+    store = SqliteStore(tmp_path / "d")
+    await store.open()
+    try:
+        await store.add_domain("example.org")
+        account = await store.create_account("a@example.org", "h", None)
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        small = message(1, body="s" * (INLINE_MAX - 500))
+        large = message(2, body="l" * INLINE_MAX)
+        assert len(small) <= INLINE_MAX < len(large)
+        await store.append(inbox.id, small)
+        await store.append(inbox.id, large)
+        assert set(store._blobs.all_ids()) == {hashlib.sha256(large).hexdigest()}
+        assert [await store.read_blob(m.blob_id) for m in await store.fetch(inbox.id, [1, 2])] == [
+            small,
+            large,
+        ]
+    finally:
+        await store.close()
 
 
 async def test_uids_ascend_and_are_never_reused(store, inbox):
@@ -170,7 +187,7 @@ async def test_copy_and_move(store, account, inbox):
     [first, _] = await store.fetch(archive.id, [1, 2])
     assert first.flags == {"\\Flagged"} and first.internaldate == 1000.0
     assert (await store.usage(account.id)).messages == 5
-    assert len(blob_files(store)) == 3  # copies share the blob
+    assert len(await stored_blobs(store)) == 3  # copies share the blob
 
     before = (await store.status(inbox.id)).highestmodseq
     moved = await store.move(inbox.id, [2, 3], archive.id)
@@ -190,18 +207,18 @@ async def test_same_bytes_share_one_blob_until_last_reference(store, account, in
     await store.append(inbox.id, data)
     await store.append(inbox.id, data)
     blob_id = hashlib.sha256(data).hexdigest()
-    assert blob_files(store) == {blob_id}
+    assert await stored_blobs(store) == {blob_id}
     await store.store_flags(inbox.id, [1], FlagMode.ADD, ["\\Deleted"])
     await store.expunge(inbox.id)
     assert await store.read_blob(blob_id) == data
     await store.store_flags(inbox.id, [2], FlagMode.ADD, ["\\Deleted"])
     await store.expunge(inbox.id)
-    assert blob_files(store) == set()
+    assert await stored_blobs(store) == set()
     # Stored again after its release: written again.
     await store.append(inbox.id, data)
     assert await store.read_blob(blob_id) == data
     await store.remove_account(account.address)
-    assert blob_files(store) == set()
+    assert await stored_blobs(store) == set()
 
 
 async def test_quota(store, account, inbox):
@@ -217,7 +234,7 @@ async def test_quota(store, account, inbox):
     await store.move(inbox.id, [1], archive.id)  # a move inside the account is free
     usage = await store.usage(account.id)
     assert usage.messages == 2 and usage.bytes == 2 * len(data)
-    assert len(blob_files(store)) == 2  # the refused message left no file behind
+    assert len(await stored_blobs(store)) == 2  # the refused message left no file behind
     await store.set_quota(account.address, None)
     await store.append(inbox.id, message(3))
 
@@ -233,7 +250,7 @@ async def test_deliver_to_several_accounts(store, account, inbox):
     assert [r.uidvalidity for r in results] == [inbox.uidvalidity, junk.uidvalidity]
     assert [r.uid for r in results] == [1, 1]
     assert (await store.message_flags(junk.id))[0].flags == {"\\Seen"}
-    assert len(blob_files(store)) == 1
+    assert len(await stored_blobs(store)) == 1
     # All or nothing: one target over quota refuses the delivery.
     with pytest.raises(OverQuota):
         await store.deliver([Delivery(inbox.id), Delivery(other_inbox.id)], message(6))
@@ -255,4 +272,4 @@ async def test_quota_race_leaves_no_orphan_file(store, account, inbox):
     )
     assert sum(isinstance(r, OverQuota) for r in results) == 1
     stored = await store.fetch(inbox.id, await store.uids(inbox.id))
-    assert blob_files(store) == {m.blob_id for m in stored}
+    assert await stored_blobs(store) == {m.blob_id for m in stored}

@@ -4,6 +4,10 @@ Feeds bytes from the connection into the sans-IO core, performs what its events 
 lookups, SASL with the authenticator, delivery into the store, the STARTTLS handshake) and
 writes the core's replies.  Replies are written without waiting and flushed once per batch:
 when the core needs more input, before a handshake, and before closing (RFC 2920 §3).
+
+Logging: one INFO line per message (delivered or not, with sender and recipients); refusals
+at WARNING; the steps of a transaction that went well (HELO, MAIL, RCPT, QUIT) at DEBUG, so a
+busy MX does not pay for lines nobody reads.
 """
 
 from __future__ import annotations
@@ -91,7 +95,8 @@ class Session:
                     core.receive(data)
                 elif isinstance(event, Quit):
                     await self.flush()
-                    conn.log("quit", reason=event.reason)
+                    level = logging.DEBUG if event.reason == "quit" else logging.INFO
+                    conn.log("quit", level, reason=event.reason)
                     return
                 else:
                     await self.dispatch(event)
@@ -113,7 +118,7 @@ class Session:
     async def dispatch(self, event: Event) -> None:
         conn, core = self.conn, self.core
         if isinstance(event, Hello):
-            conn.log("helo", helo=event.name, esmtp=event.extended)
+            conn.log("helo", logging.DEBUG, helo=event.name, esmtp=event.extended)
         elif isinstance(event, Refused):
             conn.log(
                 "refused", command=event.command, code=event.reply.code, status=event.reply.status
@@ -121,7 +126,12 @@ class Session:
         elif isinstance(event, Mail):
             reply = await self._guard(self.policy.sender(event.sender, self.account))
             conn.log(
-                "mail", sender=str(event.sender or ""), size=event.params.size, code=reply.code
+                "mail",
+                logging.DEBUG if reply.positive else logging.WARNING,
+                sender=str(event.sender or ""),
+                size=event.params.size,
+                code=reply.code,
+                status=reply.status,
             )
             core.answer(reply)
         elif isinstance(event, Rcpt):
@@ -131,7 +141,7 @@ class Session:
             except (StoreError, OSError) as exc:
                 conn.log("store error", logging.ERROR, error=repr(exc))
                 reply, route = LOCAL_ERROR, None
-            level = logging.INFO if reply.positive else logging.WARNING
+            level = logging.DEBUG if reply.positive else logging.WARNING
             conn.log("rcpt", level, to=str(event.recipient), code=reply.code, status=reply.status)
             core.answer(reply, route=route)
         elif isinstance(event, Message):
@@ -170,15 +180,15 @@ class Session:
             user=self.account.address if self.account else None,
             id=f"{conn.session_id}.{next(self._ids)}",
         )
-        reply = await delivery.deliver(
-            self.app.store, tx, event.data, info, self.inboxes, self.app
-        )
+        reply = await delivery.deliver(self.app.store, tx, event.data, info, self.inboxes, self.app)
         conn.log(
             "delivered" if reply.positive else "not delivered",
             logging.INFO if reply.positive else logging.WARNING,
             id=info.id,
+            helo=info.helo,
+            sender=str(tx.sender or ""),
+            to=",".join(str(r.address) for r in tx.recipients),
             size=len(event.data),
-            rcpts=len(tx.recipients),
             code=reply.code,
             status=reply.status,
         )

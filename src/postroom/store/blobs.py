@@ -1,10 +1,11 @@
 """Message bytes as content-addressed, immutable files: ``blobs/ab/cd/<sha256>``.
 
-A file is written to ``blobs/tmp``, fsync'd, renamed into place and its directory fsync'd, so
-once ``write`` returns the bytes survive a crash under their final name, and a crash never
-leaves a partial file under a final name (only tmp leftovers, removed by ``clean_tmp``).
-Which files are still referenced is the database's business (sqlite.py); this module only
-knows paths.  All methods block: call them from worker threads.
+A file is written to ``blobs/tmp``, fsync'd and renamed into place, so a crash never leaves a
+partial file under a final name (only tmp leftovers, removed by ``clean_tmp``).  The rename
+itself is durable once the directories ``write`` returns are fsync'd: the store's writer does
+that once per group commit, right before the commit that references the file, so concurrent
+deliveries share those fsyncs.  Which files are still referenced is the database's business
+(sqlite.py); this module only knows paths.  All methods block: call them from worker threads.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class BlobFiles:
     def setup(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.owners.mkdir(exist_ok=True)
-        _fsync_dir(self.root.parent)
-        _fsync_dir(self.root)
+        fsync_dir(self.root.parent)
+        fsync_dir(self.root)
 
     # -- who has the store open: a marker left by a dead process means it crashed --------
     def crashed_owners(self) -> list[Path]:
@@ -58,7 +59,7 @@ class BlobFiles:
     def claim(self) -> Path:
         marker = self.owners / f"{os.getpid()}.{secrets.token_hex(8)}"
         marker.touch(mode=0o640)
-        _fsync_dir(self.owners)
+        fsync_dir(self.owners)
         return marker
 
     def path(self, blob_id: str) -> Path:
@@ -67,17 +68,17 @@ class BlobFiles:
     def exists(self, blob_id: str) -> bool:
         return os.path.exists(self.path(blob_id))
 
-    def write(self, blob_id: str, data: bytes) -> None:
-        """Durably store ``data`` (whose sha256 is ``blob_id``) unless it is already there."""
+    def write(self, blob_id: str, data: bytes) -> tuple[Path, ...]:
+        """Store ``data`` (whose sha256 is ``blob_id``) unless it is already there; returns
+        the directories to fsync before the file's name may be relied on.  Those are its
+        directory and the two above, whose entries a concurrent ``write`` may have just
+        created: fsyncing an unchanged directory costs next to nothing."""
         final = self.path(blob_id)
-        if os.path.exists(final):
-            return
         parent = final.parent
-        if not parent.is_dir():
-            parent.mkdir(parents=True, exist_ok=True)
-            # New directories must reach the disk too, or the rename below may vanish.
-            _fsync_dir(parent.parent)
-            _fsync_dir(parent.parent.parent)
+        dirs = (parent, parent.parent, self.root)
+        if os.path.exists(final):  # complete (renamed only once fsync'd), maybe in flight
+            return dirs
+        parent.mkdir(parents=True, exist_ok=True)
         # The pid in the name lets clean_tmp tell a live writer's file from a crash leftover.
         tmp = self.tmp / f"{os.getpid()}.{secrets.token_hex(8)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
@@ -93,7 +94,7 @@ class BlobFiles:
             raise
         os.close(fd)
         os.rename(tmp, final)
-        _fsync_dir(parent)
+        return dirs
 
     def read(self, blob_id: str) -> bytes:
         with open(self.path(blob_id), "rb") as fh:
@@ -144,7 +145,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -182,7 +182,18 @@ CREATE TRIGGER blobs_delete AFTER DELETE ON blobs BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Message bytes up to sqlite.INLINE_MAX are kept in the database, the rest in blob files:
+# the acknowledging commit alone then makes a typical message durable (one WAL fsync per
+# batch), where a file costs fsyncs of its own and of its directory.  A blob is inline or a
+# file for good, whatever INLINE_MAX is when it is read.
+_V2 = """
+CREATE TABLE blob_data (
+    blob INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 VERSION = len(MIGRATIONS)
 

@@ -113,7 +113,10 @@ class _Compiler:
         name = node.name.lower()
         column = HEADER_COLUMNS.get(name)
         if column is None:
-            return f"pr_header(b.sha256, {self._param(name)}, {self._param(node.text.casefold())})"
+            return (
+                "pr_header((SELECT data FROM blob_data WHERE blob = b.id), b.sha256,"
+                f" {self._param(name)}, {self._param(node.text.casefold())})"
+            )
         if not node.text:
             return f"b.{column} IS NOT NULL"
         return f"ifnull(instr(b.{column}, {self._param(node.text.casefold())}), 0) > 0"

@@ -1,10 +1,16 @@
-"""The embedded store: SQLite (WAL) for metadata, content-addressed files for message bytes.
+"""The embedded store: SQLite (WAL) for metadata and most message bytes, content-addressed
+files for large messages.
 
 Writes go through one writer thread with group commit (writer.py); reads run on a small pool
-of threads, each with its own connection, and see a consistent WAL snapshot per call.  Message
-bytes are parsed once (``postroom.mime.parse``) and written to their blob file in worker
-threads, concurrently and before the metadata commit that makes them visible, so a committed
-row always points to a complete file (blobs.py).
+of threads (point lookups on the caller's thread), each with its own connection, and see a
+consistent WAL snapshot per call.
+
+Message bytes are parsed once (``postroom.mime.parse``) in worker threads, concurrently.  A
+message of up to ``INLINE_MAX`` bytes is then stored in the database by the operation that
+files it, so its one commit (one WAL fsync, shared by the whole batch) makes it durable; a
+larger one is first written to its blob file by the worker thread, and the writer fsyncs the
+file's directory before the commit that makes it visible, so a committed row always points to
+a complete, durable file (blobs.py).
 
 Several processes may open the same data folder (the CLI next to ``postroom serve``): SQLite
 serialises their writers with a busy timeout, and every read sees what any process committed.
@@ -67,6 +73,10 @@ BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
 READ_THREADS = 4
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the write-ahead log between bursts
 IO_THREADS = 16  # blob writes (fsync-bound) and parsing, concurrently
+# Messages up to this size are kept in the database (schema V2): one WAL fsync per batch
+# instead of a file's data and directory fsyncs.  Above it the extra fsyncs cost less than
+# writing the bytes twice (WAL, then checkpoint) and keep the database small.
+INLINE_MAX = 128 * 1024
 # Bounds on what a client can make the store keep.
 MAX_MAILBOX_NAME = 1000  # bytes of UTF-8
 MAX_MAILBOX_DEPTH = 64
@@ -106,6 +116,8 @@ class _Prepared:
 
     blob_id: str
     data: bytes
+    inline: bool  # kept in the database; else in a file, renamed into ``dirs[0]``
+    dirs: tuple[Path, ...]  # to fsync before the commit that first references the file
     meta: bytes
     columns: tuple[Any, ...]  # subject, from, to, cc, bcc, message-id, sent date, sent day
     headers_text: str
@@ -114,11 +126,17 @@ class _Prepared:
 
 class SqliteStore(Store):
     def __init__(
-        self, data_dir: Path, notifier: Notifier | None = None, limits: Limits | None = None
+        self,
+        data_dir: Path,
+        notifier: Notifier | None = None,
+        limits: Limits | None = None,
+        *,
+        inline_max: int = INLINE_MAX,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.notifier = notifier if notifier is not None else InProcessNotifier()
         self.limits = limits if limits is not None else Limits()
+        self.inline_max = inline_max
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
         self._writer: Writer | None = None
@@ -205,6 +223,7 @@ class SqliteStore(Store):
             conns, self._read_conns = self._read_conns, []
         for conn in conns:
             conn.close()
+        self._local = threading.local()  # event loop threads outlive a close()
         if self._marker is not None:
             self._marker.unlink(missing_ok=True)
             self._marker = None
@@ -228,7 +247,7 @@ class SqliteStore(Store):
             conn = self._connect()
             conn.execute("PRAGMA query_only = ON")
             conn.create_function("pr_contains", 2, _contains, deterministic=True)
-            conn.create_function("pr_header", 3, self._header_contains)
+            conn.create_function("pr_header", 4, self._header_contains)
             self._local.conn = conn
             with self._lock:
                 self._read_conns.append(conn)
@@ -241,6 +260,15 @@ class SqliteStore(Store):
             return fn(conn)
         finally:
             conn.execute("COMMIT")
+
+    def _lookup(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A point lookup (an index seek for one row or a few, pages the server keeps hot)
+        runs on the calling thread: the hop to a read thread and back costs the event loop
+        more than the lookup itself, and SMTP makes several per message (domain, alias,
+        account, INBOX).  Anything that can grow with the data goes through ``_read``."""
+        if self._read_pool is None:
+            raise StoreError("the store is not open")
+        return self._run_read(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._read_pool is None:
@@ -315,7 +343,7 @@ class SqliteStore(Store):
 
     async def has_domain(self, name: str) -> bool:
         domain = name.lower()
-        return await self._read(
+        return self._lookup(
             lambda conn: (
                 conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
                 is not None
@@ -407,7 +435,7 @@ class SqliteStore(Store):
 
     async def get_account(self, address: str) -> Account | None:
         addr = address.lower()
-        return await self._read(
+        return self._lookup(
             lambda conn: _account(
                 conn.execute(
                     f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE address = ?", (addr,)
@@ -416,7 +444,7 @@ class SqliteStore(Store):
         )
 
     async def get_account_by_id(self, account_id: int) -> Account | None:
-        return await self._read(
+        return self._lookup(
             lambda conn: _account(
                 conn.execute(
                     f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
@@ -453,7 +481,7 @@ class SqliteStore(Store):
                 scram = ScramSecrets(bytes(row[4]), row[5], bytes(row[6]), bytes(row[7]))
             return Credentials(Account(row[0], row[1], row[2]), row[3], scram)
 
-        return await self._read(read)
+        return self._lookup(read)
 
     async def usage(self, account_id: int) -> Usage:
         def read(conn: sqlite3.Connection) -> Usage:
@@ -464,7 +492,7 @@ class SqliteStore(Store):
                 raise NotFound(f"no account {account_id}")
             return Usage(row[0], row[1])
 
-        return await self._read(read)
+        return self._lookup(read)
 
     # -- aliases -------------------------------------------------------------------------
     async def add_alias(self, source: str, targets: Sequence[str]) -> None:
@@ -540,7 +568,7 @@ class SqliteStore(Store):
             ]
             return Alias(src, tuple(targets)) if targets else None
 
-        return await self._read(read)
+        return self._lookup(read)
 
     # -- mailboxes -----------------------------------------------------------------------
     async def list_mailboxes(self, account_id: int) -> list[Mailbox]:
@@ -557,7 +585,7 @@ class SqliteStore(Store):
 
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
         normal = _normal_name(name)
-        return await self._read(
+        return self._lookup(
             lambda conn: _mailbox(
                 conn.execute(
                     f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes mb"
@@ -568,7 +596,7 @@ class SqliteStore(Store):
         )
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
-        return await self._read(lambda conn: _mailbox_by_id(conn, mailbox_id))
+        return self._lookup(lambda conn: _mailbox_by_id(conn, mailbox_id))
 
     async def create_mailbox(
         self, account_id: int, name: str, special_use: str | None = None
@@ -708,7 +736,7 @@ class SqliteStore(Store):
 
     # -- messages: storing ---------------------------------------------------------------
     def _prepare(self, data: bytes) -> _Prepared:
-        """Parse once and write the blob file (runs in an I/O thread)."""
+        """Parse once, and write the blob file of a large message (runs in an I/O thread)."""
         blob_id = blobfiles.digest(data)
         parsed = mime.parse(
             data, max_depth=self.limits.mime_depth, max_fields=self.limits.mime_headers
@@ -721,8 +749,10 @@ class SqliteStore(Store):
             _sent_day(headers.get("date")),
         )
         headers_text = "\n".join([*headers.values(), *_searchable_fields(data)])
-        self._blobs.write(blob_id, data)
-        return _Prepared(blob_id, data, parsed.to_bytes(with_text=False), columns, headers_text, parsed.text)
+        inline = len(data) <= self.inline_max
+        dirs = () if inline else self._blobs.write(blob_id, data)
+        meta = parsed.to_bytes(with_text=False)
+        return _Prepared(blob_id, data, inline, dirs, meta, columns, headers_text, parsed.text)
 
     def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: _Prepared) -> int:
         """The blobs row of a prepared message, created with its parse results if new."""
@@ -737,10 +767,14 @@ class SqliteStore(Store):
                 "SELECT id FROM blobs WHERE sha256 = ?", (prepared.blob_id,)
             ).fetchone()[0]
         blob = row[0][0]
-        if not self._blobs.exists(prepared.blob_id):
+        if prepared.inline:
+            conn.execute("INSERT INTO blob_data (blob, data) VALUES (?, ?)", (blob, prepared.data))
+        elif self._blobs.exists(prepared.blob_id):
+            ctx.sync.update(prepared.dirs)
+        else:
             # The same bytes were released and unlinked since we wrote them: write again.
             # We hold the write lock, so nobody can unlink it before our commit.
-            self._blobs.write(prepared.blob_id, prepared.data)
+            ctx.sync.update(self._blobs.write(prepared.blob_id, prepared.data))
         conn.execute(
             "INSERT INTO fts_pending (blob, headers, body) VALUES (?, ?, ?)",
             (blob, prepared.headers_text, prepared.body_text),
@@ -753,7 +787,7 @@ class SqliteStore(Store):
             raise Invalid(f"message larger than {self.limits.message_size} bytes")
 
     async def _precheck(self, mailbox_ids: Sequence[int], size: int) -> None:
-        """Refuse early (before writing the blob) what the commit would refuse anyway."""
+        """Refuse early (before writing a blob file) what the commit would refuse anyway."""
 
         def read(conn: sqlite3.Connection) -> None:
             needed: dict[int, int] = {}
@@ -787,7 +821,8 @@ class SqliteStore(Store):
         when = time.time() if internaldate is None else float(internaldate)
         if self._closing:
             raise StoreError("the store is closing")
-        await self._precheck([t.mailbox_id for t in targets], len(data))
+        if len(data) > self.inline_max:
+            await self._precheck([t.mailbox_id for t in targets], len(data))
         # Once the blob is being written, finish even if the caller goes away: the commit
         # either happens or the writer removes the file (no orphan left behind).  close()
         # waits for these.
@@ -836,7 +871,7 @@ class SqliteStore(Store):
                 results.append(AppendResult(uidvalidity, uid))
             return results
 
-        return await self._write(op, files=(prepared.blob_id,))
+        return await self._write(op, files=() if prepared.inline else (prepared.blob_id,))
 
     # -- messages: reading ---------------------------------------------------------------
     async def message_flags(self, mailbox_id: int) -> list[MessageFlags]:
@@ -875,16 +910,25 @@ class SqliteStore(Store):
     async def read_blob(self, blob_id: str) -> bytes:
         if not blobfiles.valid_id(blob_id):
             raise NotFound(f"no blob {blob_id!r}")
+        data = await self._read(
+            lambda conn: conn.execute(
+                "SELECT d.data FROM blobs b JOIN blob_data d ON d.blob = b.id WHERE b.sha256 = ?",
+                (blob_id,),
+            ).fetchone()
+        )
+        if data is not None:
+            return data[0]
         try:
             return await self._io(self._blobs.read, blob_id)
         except FileNotFoundError:
             raise NotFound(f"no blob {blob_id}") from None
 
-    def _header_contains(self, blob_id: str, name: str, needle: str) -> int:
+    def _header_contains(self, inline: bytes | None, blob_id: str, name: str, needle: str) -> int:
         """SEARCH HEADER on a field without a column: read the message's header (SQL
-        function pr_header, runs in a read thread)."""
+        function pr_header, runs in a read thread; ``inline`` is the message if the
+        database has it)."""
         try:
-            data = self._blobs.read(blob_id)
+            data = inline if inline is not None else self._blobs.read(blob_id)
         except FileNotFoundError:
             return 0
         values = mime.header_values(data, name)

@@ -2,19 +2,20 @@
 
 Every mutation is a function of the connection, queued by a coroutine that awaits its result.
 The thread takes everything queued, runs each operation in its own SAVEPOINT (a failing
-operation is rolled back alone), commits once — one WAL fsync for the whole batch — and only
-then announces the changes and settles the callers' futures.  Under load, the operations that
-queue up while one batch is being fsync'd form the next batch, so throughput grows with
-concurrency instead of being capped by the disk's fsync rate.
+operation is rolled back alone), fsyncs the directories of the blob files the batch starts
+referencing (each distinct directory once), commits once — one WAL fsync for the whole
+batch — and only then announces the changes and settles the callers' futures.  Under load,
+the operations that queue up while one batch is being fsync'd form the next batch, so
+throughput grows with concurrency instead of being capped by the disk's fsync rate.
 
 Blob files whose last reference went away are unlinked after the commit, under the write
 lock, and only if no row came back for them meanwhile (another operation or another process
 may have stored the same bytes again).
 
 Deferred work (full-text indexing) runs as ``background`` steps, each its own transaction:
-when the queue has been empty a moment, every ``BACKGROUND_EVERY`` batches while it is not,
-and after every batch while the backlog exceeds ``BACKLOG``, so it neither delays
-acknowledgements much nor falls behind without bound.
+when the queue has been empty a moment, every ``BACKGROUND_EVERY`` batches while it is not
+once ``BACKGROUND_MIN`` items wait, and after every batch while the backlog exceeds
+``BACKLOG``, so it neither delays acknowledgements much nor falls behind without bound.
 """
 
 from __future__ import annotations
@@ -27,30 +28,36 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from postroom import log
 from postroom.store.base import StoreError
-from postroom.store.blobs import BlobFiles
+from postroom.store.blobs import BlobFiles, fsync_dir
 from postroom.store.notifier import Change, Notifier
 
 # Operations per transaction at most: bounds the time one commit holds the write lock.
 MAX_BATCH = 512
 # Background steps run after this many idle seconds (so a trickle of writes is indexed in
-# chunks, not one text per step), under sustained load after every BACKGROUND_EVERY batches,
-# and after every batch while more than BACKLOG items wait: writers are slowed down rather
-# than letting the backlog (which searches scan) grow without bound.
+# chunks, not one text per step), under sustained load after every BACKGROUND_EVERY batches
+# once BACKGROUND_MIN items wait (FTS5 spends about twice the CPU per text in transactions of
+# a few texts as in transactions of dozens), and after every batch while more than BACKLOG
+# items wait: writers are slowed down rather than letting the backlog (which searches scan)
+# grow without bound.
 BACKGROUND_IDLE = 0.05
 BACKGROUND_EVERY = 4
+BACKGROUND_MIN = 64
 BACKLOG = 1000
 
 
 @dataclass(slots=True)
 class OpContext:
-    """What an operation reports besides its result: changes to announce after commit, and
-    how many items of work it left for the background step."""
+    """What an operation reports besides its result: changes to announce after commit,
+    directories to fsync before it (where blob files it references were renamed into place),
+    and how many items of work it left for the background step."""
 
     changes: list[Change] = field(default_factory=list)
+    sync: set[Path] = field(default_factory=set)
     background: int = 0
 
     def announce(self, change: Change) -> None:
@@ -138,7 +145,9 @@ class Writer:
                     batch.append(item)
                 pending += self._run_batch(conn, batch)
                 since_background += 1
-                if pending > BACKLOG or (pending and since_background >= BACKGROUND_EVERY):
+                if pending > BACKLOG or (
+                    pending >= BACKGROUND_MIN and since_background >= BACKGROUND_EVERY
+                ):
                     pending = self._step(conn)
                     since_background = 0
                 if stopping:
@@ -173,6 +182,13 @@ class Writer:
                 else:
                     conn.execute("RELEASE op")
                     outcomes.append((item, result, None, ctx))
+            # A committed row must never point to a file whose name a crash could undo.
+            directories: set[Path] = set()
+            for _, _, exc, ctx in outcomes:
+                if exc is None:
+                    directories |= ctx.sync
+            for directory in directories:
+                fsync_dir(directory)
             released = _release_unreferenced(conn)
             conn.execute("COMMIT")
         except Exception as exc:
