@@ -181,3 +181,32 @@ def test_idle_woken_by_smtp_delivery(connect, srv):
     assert _wait_for(idler, rb"^\* 1 EXISTS", seconds=10) == b"* 1 EXISTS\r\n"
     idler.send(b"DONE\r\n")
     assert idler.until(b"i1")[-1].startswith(b"i1 OK")
+
+
+def test_select_from_a_shared_snapshot_sees_every_change(connect, srv):
+    """A SELECT starting from the snapshot another session holds (or held: it is kept for the
+    next SELECT) is caught up with appends, flag changes and expunges made since."""
+    for i in range(4):
+        deliver(srv, message(f"s{i}"))
+    a = connect()
+    a.cmd("SELECT INBOX")
+    a.cmd("STORE 1 +FLAGS (\\Seen)")  # A's own change: its view is private until it syncs
+    c = connect()
+    c.cmd("SELECT INBOX")
+    c.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    c.cmd("EXPUNGE")
+    deliver(srv, message("s4"), flags=["\\Flagged"])
+    a.cmd("LOGOUT")
+    expected = [b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n", b"* 2 FETCH (UID 3 FLAGS ())\r\n",
+                b"* 3 FETCH (UID 4 FLAGS ())\r\n", b"* 4 FETCH (UID 5 FLAGS (\\Flagged))\r\n"]  # fmt: skip
+    for _ in range(2):  # the first SELECT catches up the kept snapshot, the second shares it
+        b = connect()
+        assert b"* 4 EXISTS\r\n" in untagged(b.cmd("SELECT INBOX"))
+        assert _no_recent(untagged(b.cmd("FETCH 1:* (UID FLAGS)"))) == expected
+        b.cmd("LOGOUT")
+    assert b"* 4 EXISTS\r\n" in untagged(c.cmd("NOOP"))
+    assert _no_recent(untagged(c.cmd("FETCH 1:* (UID FLAGS)"))) == expected
+
+
+def _no_recent(lines: list[bytes]) -> list[bytes]:
+    return [ln.replace(b" \\Recent", b"").replace(b"\\Recent", b"") for ln in lines]

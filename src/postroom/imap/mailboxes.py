@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from postroom.imap.session import Session
 
 
+MAX_CATCH_UP = 0.25  # beyond this share of changed messages a full read is cheaper
+
+
 def _name(s: Session, raw: bytes) -> str:
     return names.decode(raw, s.utf8)
 
@@ -71,10 +74,9 @@ async def cmd_select(s: Session, cmd: Command) -> bytes:
     if args.condstore:
         s.condstore = True
     readonly = cmd.name == "EXAMINE"
-    flags = await s.store.message_flags(mb.id)
-    view = MailboxView(mb.id, mb.uidvalidity, mb.uidnext, mb.highestmodseq, flags, readonly)
+    view = await _open_view(s, mb, readonly)
     view.condstore, view.qresync, view.rev2 = s.condstore, s.qresync, s.rev2
-    uidnext = max(mb.uidnext, view.uids[-1] + 1 if view.uids else 1)
+    uidnext = max(view.uidnext, view.uids[-1] + 1 if view.uids else 1)
     s.view = view
     s.core.set_state(State.SELECTED)
     # RFC 9051 §6.3.2 / RFC 3501 §6.3.1 responses.
@@ -99,6 +101,35 @@ async def cmd_select(s: Session, cmd: Command) -> bytes:
         await _qresync(s, view, args)
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return response.tagged(cmd.tag, "OK", f"{cmd.name} completed", code)
+
+
+async def _open_view(s: Session, mb: Mailbox, readonly: bool) -> MailboxView:
+    """The mailbox as of its HIGHESTMODSEQ, unannounced: the snapshot other sessions of
+    this process share, caught up with the changes since when they are few, else read from
+    the store and made exact (the flag list may be newer than ``mb``: the changes since are
+    folded in)."""
+    share = shared.share(s.store, mb.id, mb.uidvalidity)
+    snap = share.latest
+    if snap is not None and snap.modseq <= mb.highestmodseq:
+        view = MailboxView(
+            mb.id, mb.uidvalidity, mb.uidnext, snap.modseq, readonly=readonly,
+            share=share, snapshot=snap,
+        )  # fmt: skip
+        if snap.modseq == mb.highestmodseq:
+            return view
+        changes = await s.store.changes_since(mb.id, snap.modseq)
+        if len(changes.changed) + len(changes.expunged) <= MAX_CATCH_UP * len(snap.uids):
+            view.apply(changes, True, fresh=True)  # a catch-up, like QRESYNC's
+            return view
+    flags = await s.store.message_flags(mb.id)
+    exact = getattr(flags, "highestmodseq", None) == mb.highestmodseq
+    view = MailboxView(
+        mb.id, mb.uidvalidity, mb.uidnext, mb.highestmodseq, flags, readonly,
+        share=share, exact=exact,
+    )  # fmt: skip
+    if not exact:
+        view.apply(await s.store.changes_since(mb.id, mb.highestmodseq), True, fresh=True)
+    return view
 
 
 async def _qresync(s: Session, view: MailboxView, args: Select) -> None:

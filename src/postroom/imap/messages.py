@@ -3,6 +3,7 @@ UID EXPUNGE, CLOSE, UNSELECT, CHECK — and their UID forms."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from postroom.imap import names, response, seqset
@@ -16,12 +17,14 @@ from postroom.imap.search import SearchArgs, flag_predicate, resolve, uses_modse
 from postroom.imap.seqset import OutOfRange, SeqSet
 from postroom.imap.view import MailboxView
 from postroom.mime import ParsedMessage
-from postroom.store.base import FlagMode, NotFound, OverQuota
+from postroom.store.base import FlagMode, Message, NotFound, OverQuota
 
 if TYPE_CHECKING:
     from postroom.imap.session import Session
 
-BATCH = 256  # messages per store round trip while streaming FETCH
+BATCH = 1024  # messages per store round trip while streaming FETCH of metadata
+BLOB_BATCH = 256  # ... and of message bodies
+CACHE_BATCH = 4096  # messages per write when FETCH is answered from the view alone
 _UID_ITEM = FetchAtt("UID", CACHE, label=b"UID")
 _MODSEQ_ITEM = FetchAtt("MODSEQ", CACHE, label=b"MODSEQ")
 _MODES = {"+": FlagMode.ADD, "-": FlagMode.REMOVE, "": FlagMode.REPLACE}
@@ -86,12 +89,26 @@ async def cmd_fetch(s: Session, cmd: Command) -> bytes:
     flags_asked = any(i.kind == "FLAGS" for i in items)
     ghosts = False
     store = s.store
+    step = (BLOB_BATCH if needs_blob else BATCH) if needs_row else CACHE_BATCH
+    batches = []
     for lo, hi in ranges:
-        for start in range(lo, hi, BATCH):
-            idxs = range(start, min(hi, start + BATCH))
+        for start in range(lo, hi, step):
+            idxs = range(start, min(hi, start + step))
             if args.changedsince is not None:
                 since = args.changedsince
                 idxs = [i for i in idxs if view.modseqs[i] > since]
+            if idxs:
+                batches.append(idxs)
+
+    async def rows_of(idxs) -> dict[int, Message]:  # noqa: ANN001
+        uids = list(map(view.uids.__getitem__, idxs))
+        return {m.uid: m for m in await store.fetch(view.mailbox_id, uids)}
+
+    # The next batch is read while this one is rendered (not when reading marks \Seen:
+    # the store write comes first).
+    ahead: asyncio.Future[dict[int, Message]] | None = None
+    try:
+        for k, idxs in enumerate(batches):
             seen_now: set[int] = set()
             if sets_seen:
                 seen_now = await _mark_seen(s, view, idxs)
@@ -99,19 +116,22 @@ async def cmd_fetch(s: Session, cmd: Command) -> bytes:
                 s.send(_cache_lines(view, idxs, items, seen_now))
                 await s.flush()
                 continue
-            rows = {}
-            if idxs:
-                uids = [view.uids[i] for i in idxs]
-                rows = {m.uid: m for m in await store.fetch(view.mailbox_id, uids)}
+            if ahead is not None:
+                rows = await ahead
+                ahead = None
+            else:
+                rows = await rows_of(idxs)
+            if not sets_seen and k + 1 < len(batches):
+                ahead = asyncio.ensure_future(rows_of(batches[k + 1]))
             for i in idxs:
                 uid = view.uids[i]
                 parts = []
                 msg = rows.get(uid)
-                if needs_row and msg is None:
+                if msg is None:
                     ghosts = True  # expunged by another session, not yet announced
                     continue
-                parsed = ParsedMessage.from_bytes(msg.meta) if needs_meta and msg else None
-                blob = await store.read_blob(msg.blob_id) if needs_blob and msg else None
+                parsed = ParsedMessage.from_bytes(msg.meta) if needs_meta else None
+                blob = await store.read_blob(msg.blob_id) if needs_blob else None
                 for item in items:
                     kind = item.kind
                     if kind == "UID":
@@ -131,6 +151,9 @@ async def cmd_fetch(s: Session, cmd: Command) -> bytes:
                     parts.append(b"FLAGS " + view.flags_of(i))  # RFC 9051 §6.4.5 \Seen
                 s.send(b"* %d FETCH (" % (i + 1) + b" ".join(parts) + b")\r\n")
             await s.flush()
+    finally:
+        if ahead is not None:
+            ahead.cancel()
     if ghosts and not uid_cmd:
         # RFC 2180 §4.1.2: answer what exists, then say some messages are gone.
         return response.tagged(cmd.tag, "NO", "Some messages were expunged", "EXPUNGEISSUED")
@@ -139,23 +162,47 @@ async def cmd_fetch(s: Session, cmd: Command) -> bytes:
 
 def _cache_lines(view: MailboxView, idxs, items: list[FetchAtt], seen: set[int]) -> bytes:  # noqa: ANN001
     """FETCH lines answered from the session's cache alone (UID, FLAGS, MODSEQ): the hot
-    path of every client's resynchronisation, one format per message."""
-    fields = [b"UID %d" if i.kind == "UID" else b"FLAGS %s" if i.kind == "FLAGS" else
-              b"MODSEQ (%d)" for i in items]  # fmt: skip
+    path of every client's resynchronisation, built column by column with one format per
+    message."""
     kinds = [i.kind for i in items]
+    fields = [b"UID %d" if k == "UID" else b"FLAGS %s" if k == "FLAGS" else b"MODSEQ (%d)"
+              for k in kinds]  # fmt: skip
     template = b"* %d FETCH (" + b" ".join(fields) + b")\r\n"
-    extra = b"* %d FETCH (" + b" ".join(fields) + b" FLAGS %s)\r\n"
-    uids, modseqs, flags_of = view.uids, view.modseqs, view.flags_of
-    out = []
-    for i in idxs:
-        values = [
-            uids[i] if k == "UID" else flags_of(i) if k == "FLAGS" else modseqs[i] for k in kinds
-        ]
-        if i in seen and "FLAGS" not in kinds:
-            out.append(extra % (i + 1, *values, flags_of(i)))
-        else:
-            out.append(template % (i + 1, *values))
-    return b"".join(out)
+    if isinstance(idxs, range):
+        numbers = range(idxs.start + 1, idxs.stop + 1)
+
+        def column(seq):  # noqa: ANN001, ANN202
+            return seq[idxs.start : idxs.stop]
+    else:
+        numbers = [i + 1 for i in idxs]
+
+        def column(seq):  # noqa: ANN001, ANN202
+            return [seq[i] for i in idxs]
+
+    def flag_column() -> list[bytes]:
+        if view.recent and not view.rev2:
+            return [view.flags_of(i) for i in idxs]  # \Recent for rev1 (RFC 3501 §2.3.2)
+        render = view.share.render
+        rendered: dict[frozenset[str], bytes] = {}
+        out = []
+        for flags in column(view.flags):
+            r = rendered.get(flags)
+            if r is None:
+                r = rendered[flags] = render(flags)
+            out.append(r)
+        return out
+
+    columns = [column(view.uids) if k == "UID" else flag_column() if k == "FLAGS" else
+               column(view.modseqs) for k in kinds]  # fmt: skip
+    lines = list(map(template.__mod__, zip(numbers, *columns, strict=True)))
+    if seen and "FLAGS" not in kinds:
+        # RFC 9051 §6.4.5: a \Seen set by this FETCH is reported
+        extra = template[:-3] + b" FLAGS %s)\r\n"
+        for n, i in enumerate(idxs):
+            if i in seen:
+                values = tuple(c[n] for c in columns)
+                lines[n] = extra % (i + 1, *values, view.flags_of(i))
+    return b"".join(lines)
 
 
 async def _mark_seen(s: Session, view: MailboxView, idxs) -> set[int]:  # noqa: ANN001
@@ -267,21 +314,21 @@ async def cmd_search(s: Session, cmd: Command) -> bytes:
     except OutOfRange:
         return _bad_set(cmd)
     with_modseq = uses_modseq(args.query)
-    numbers = [view.uids[i] for i in idxs] if uid_cmd else [i + 1 for i in idxs]
-    modseq = max((view.modseqs[i] for i in idxs), default=0)
+    uids = list(map(view.uids.__getitem__, idxs))
+    numbers = uids if uid_cmd else [i + 1 for i in idxs]
+    modseq = max(map(view.modseqs.__getitem__, idxs), default=0) if with_modseq else 0
     returns = args.returns
     if returns is None and s.rev2:
         returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH
     if returns is None:
         line = b"SEARCH"
         if numbers:
-            line += b" " + b" ".join(b"%d" % n for n in numbers)
+            line += b" " + " ".join(map(str, numbers)).encode()
             if with_modseq:
                 line += b" (MODSEQ %d)" % modseq  # RFC 7162 §3.1.5
         s.send(response.untagged(line))
         return response.tagged(cmd.tag, "OK", f"{cmd.name} completed")
     opts = set(returns) or {"ALL"}
-    uids = [view.uids[i] for i in idxs]
     if "SAVE" in opts:
         # RFC 5182 §2.4: with only MIN and/or MAX, SAVE keeps just those.
         opts.discard("SAVE")
@@ -358,6 +405,7 @@ async def cmd_copy(s: Session, cmd: Command) -> bytes:
             s.send(response.ok("Moved", code))
         for line in view.expunge(result.source_uids):
             s.send(line)
+        s.view_changed = True  # resynchronise alone: the view rejoins the shared snapshot
         return response.tagged(cmd.tag, "OK", f"{cmd.name} completed")
     if len(result.source_uids) < len(uids) and not uid_cmd:
         return response.tagged(cmd.tag, "NO", "Some messages were expunged", "EXPUNGEISSUED")

@@ -59,8 +59,15 @@ async def _infos(s: Session, positions: list[int]) -> list[SortInfo]:
         for msg in await s.store.fetch(view.mailbox_id, missing[start : start + BATCH]):
             parsed = ParsedMessage.from_bytes(msg.meta)
             records[msg.uid] = describe(0, msg.uid, msg.internaldate, msg.size, parsed)
-    # absent: expunged by another session, not yet announced
-    out = [at(rec, i) for i in positions if (rec := records.get(view.uids[i])) is not None]
+    out = []
+    uids = view.uids
+    for i in positions:
+        rec = records.get(uids[i])
+        if rec is None:
+            continue  # expunged by another session, not yet announced
+        if rec.pos != i:  # positions change only with expunges: keep the positioned record
+            rec = records[rec.uid] = at(rec, i)
+        out.append(rec)
     _trim(s.store)
     return out
 

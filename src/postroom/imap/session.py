@@ -253,7 +253,7 @@ class Session:
             return
         before = len(view)
         changes = await shared.changes_since(self.store, view.mailbox_id, view.modseq, need)
-        for line in view.apply(changes, allow_expunge):
+        for line in view.apply(changes, allow_expunge, fresh=need is None):
             self.send(line)
         if len(view) > before and not self.rev2 and not view.readonly:
             await self.claim_recent()

@@ -7,6 +7,7 @@ session asks and the others await its answer:
 - ``changes_since``: sessions at the same modseq share one query, but only when the answer
   is known to cover every change that woke them (the change's modseq is at most the
   answer's HIGHESTMODSEQ); otherwise they query on their own, so nothing is ever missed.
+- ``share``: the UID map of a selected mailbox is shared by the views on it (view.py).
 - ``claim_recent``: \\Recent (RFC 3501 §2.3.2) goes to one session; once a claim up to UID u
   has started, no other session of this process needs to ask for UIDs up to u.
 """
@@ -18,6 +19,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from postroom.imap.view import Share, Shares
 from postroom.store.base import Changes, Store
 
 T = TypeVar("T")
@@ -26,6 +28,7 @@ MAX_WATERMARKS = 10_000  # mailboxes remembered per store
 _flights: weakref.WeakKeyDictionary[Store, dict[tuple, asyncio.Future]] = (
     weakref.WeakKeyDictionary()
 )
+_shares: weakref.WeakKeyDictionary[Store, Shares] = weakref.WeakKeyDictionary()
 # (mailbox id, uidvalidity) -> the highest UID a claim has covered / is covering
 _claimed: weakref.WeakKeyDictionary[Store, dict[tuple[int, int], int]] = weakref.WeakKeyDictionary()
 _claiming: weakref.WeakKeyDictionary[Store, dict[tuple[int, int], int]] = (
@@ -93,3 +96,11 @@ async def claim_recent(store: Store, mailbox_id: int, uidvalidity: int, last_uid
         marks.clear()
     marks[mark] = max(marks.get(mark, 0), last_uid, *claimed)
     return claimed
+
+
+def share(store: Store, mailbox_id: int, uidvalidity: int) -> Share:
+    """What the views of this process on one mailbox share."""
+    shares = _shares.get(store)
+    if shares is None:
+        shares = _shares[store] = Shares()
+    return shares.get(mailbox_id, uidvalidity)

@@ -153,6 +153,14 @@ def _prune(roots: list[Node]) -> list[Node]:
     return top
 
 
+def _is_reply(info: SortInfo) -> bool:
+    """Whether the Subject carried reply/forward decorations (kept with the derived keys)."""
+    flag = info.keys.get("~reply")
+    if flag is None:
+        flag = info.keys["~reply"] = "1" if base_subject(info.subject)[1] else ""
+    return flag == "1"
+
+
 def _merge_by_subject(roots: list[Node]) -> list[Node]:
     """RFC 5256 §3 REFERENCES step 1.E: threads whose first messages share a base subject
     become one thread."""
@@ -160,7 +168,7 @@ def _merge_by_subject(roots: list[Node]) -> list[Node]:
     for node in roots:
         info = _message(node)
         if info is not None:
-            reply = node.info is not None and base_subject(info.subject)[1]
+            reply = node.info is not None and _is_reply(info)
             subjects[id(node)] = (derived(info, "SUBJECT"), reply)
     table: dict[str, Node] = {}
     for node in roots:

@@ -30,6 +30,13 @@ FlagSet = Callable[[int, "str | None"], frozenset[str]]
 _uid = attrgetter("uid")
 
 
+class FlagList(list):
+    """The flag list with the HIGHESTMODSEQ it is exact at (read in the same snapshot), so
+    IMAP sessions can share it without another query."""
+
+    highestmodseq: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     uidvalidity: int
@@ -60,13 +67,13 @@ class FlagsCache:
         items = None
         if entry is not None and entry.uidvalidity == uidvalidity and entry.modseq <= modseq:
             if entry.modseq == modseq:
-                return list(entry.items)
+                return _result(entry.items, modseq)
             items = self._catch_up(conn, mailbox_id, entry, count)
         if items is None:
             items = self._rows(conn, mailbox_id, "", ())
         if count >= MIN_MESSAGES:
             self._put(mailbox_id, _Entry(uidvalidity, modseq, items))
-        return list(items)
+        return _result(items, modseq)
 
     def _rows(
         self, conn: sqlite3.Connection, mailbox_id: int, where: str, params: tuple[int, ...]
@@ -117,3 +124,9 @@ class FlagsCache:
             while self._size > MAX_CACHED:
                 _, evicted = self._entries.popitem(last=False)
                 self._size -= len(evicted.items)
+
+
+def _result(items: list[MessageFlags], modseq: int) -> FlagList:
+    result = FlagList(items)
+    result.highestmodseq = modseq
+    return result
