@@ -328,7 +328,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def message_flags(self, mailbox_id: int) -> list[MessageFlags]:
-        """Every message of a mailbox in UID order: what SELECT needs to build its map."""
+        """Every message of a mailbox in UID order: what SELECT needs to build its map.
+        A backend may return a list carrying a ``highestmodseq`` attribute (the HIGHESTMODSEQ
+        it was read at, as store.flagcache.FlagList does); SELECT then needs no second query
+        to know the list is exact."""
 
     @abc.abstractmethod
     async def uids(self, mailbox_id: int) -> list[int]:
