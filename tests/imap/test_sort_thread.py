@@ -32,6 +32,10 @@ from postroom.mime import parse
         ("hello\t\r\n   world", "hello world", False),
         ("hello (fwd) (FWD)", "hello", True),
         ("", "", False),
+        ("hello ", "hello", False),
+        (" hello", "hello", False),
+        ("fwd: hello", "hello", True),
+        ("report  on\tit", "report on it", False),  # "re" without ":" is no leader
     ],
 )
 def test_base_subject(subject, base, reply):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_WS = re.compile(r"[ \t\r\n]+")
+_WS = re.compile(r"[ \t\r\n]{2,}|[\t\r\n]")  # what step (1) changes
 # RFC 5256 §5: subj-blob = "[" *BLOBCHAR "]" *WSP ; BLOBCHAR excludes "[" and "]"
 _BLOB = r"\[[^\[\]]*\] *"
 # subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"
@@ -29,10 +29,16 @@ def casemap(text: str) -> str:
 def base_subject(subject: str) -> tuple[str, bool]:
     """(base subject, whether it was a reply or forward), RFC 5256 §2.1 steps 1-6."""
     text = _WS.sub(" ", subject)  # (1) tabs and continuations to space, runs collapsed
+    if not text or (
+        text[-1] not in " )"
+        and text[0] not in " ["
+        and (text[0] not in "rRfF" or _LEADER.match(text) is None)
+    ):
+        return text, False  # no trailer (2), leader or blob (3)-(5), nor "[fwd:" (6) there
     reply = False
     while True:
         # (2) remove trailing "(fwd)" and white space
-        m = _TRAILER.search(text)
+        m = _TRAILER.search(text) if text[-1:] in (" ", ")") else None
         if m is not None:
             if "(" in m.group():
                 reply = True

@@ -72,12 +72,17 @@ def _sort_siblings(roots: list[Node]) -> None:
     """Sort each set of siblings by sent date, then sequence number; a dummy sorts as its
     first child (RFC 5256 §3 REFERENCES steps 4 and 7)."""
     for node in _postorder(roots):
-        node.children.sort(key=lambda n: n.key)
+        if len(node.children) > 1:
+            node.children.sort(key=_key)
         if node.info is not None:
             node.key = (node.info.sent, node.info.pos)
         elif node.children:
             node.key = node.children[0].key
-    roots.sort(key=lambda n: n.key)
+    roots.sort(key=_key)
+
+
+def _key(node: Node) -> tuple[float, int]:
+    return node.key
 
 
 def _message(node: Node) -> SortInfo | None:
@@ -237,6 +242,11 @@ def render(roots: Sequence[Node], number: Callable[[SortInfo], int]) -> bytes:
     ``(1 (2)(3))``, and a dummy parent shows only its children ``((1)(2))``."""
     out = [b"THREAD"]
     for root in roots:
+        if root.info is not None and not root.children:  # a thread of one message
+            out.append(
+                b"(%d)" % number(root.info) if len(out) > 1 else b" (%d)" % number(root.info)
+            )
+            continue
         out.append(b" (" if len(out) == 1 else b"(")
         stack: list[tuple[Node, bool] | bytes] = [(root, True)]
         while stack:
