@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
 
@@ -273,3 +274,38 @@ async def test_quota_race_leaves_no_orphan_file(store, account, inbox):
     assert sum(isinstance(r, OverQuota) for r in results) == 1
     stored = await store.fetch(inbox.id, await store.uids(inbox.id))
     assert await stored_blobs(store) == {m.blob_id for m in stored}
+
+
+async def test_flag_counters_and_modseqs_follow_every_store(store, inbox):
+    """store_flags updates messages sharing a result together and keeps the unseen/deleted
+    counters itself: after any sequence of STOREs the counters equal a count of the rows, the
+    changed messages carry the new HIGHESTMODSEQ and the others keep theirs."""
+    rng = random.Random(7)
+    start = [["\\Seen"], [], ["\\Deleted", "Work"], ["\\Seen", "\\Deleted"], ["work", "$Later"]]
+    for n in range(40):
+        await store.append(inbox.id, message(n), flags=start[n % len(start)])
+    choices = [["\\Seen"], ["\\Deleted"], ["\\Seen", "\\Flagged"], ["Work"], ["$LATER", "\\Seen"]]
+    for _ in range(30):
+        before = {m.uid: m for m in await store.message_flags(inbox.id)}
+        mode = rng.choice(list(FlagMode))
+        flags = rng.choice(choices + [[]])
+        uids = rng.sample(range(1, 45), rng.randint(1, 30))
+        since = rng.choice([None, (await store.status(inbox.id)).highestmodseq - 2])
+        result = await store.store_flags(inbox.id, uids, mode, flags, unchangedsince=since)
+        status = await store.status(inbox.id)
+        after = {m.uid: m for m in await store.message_flags(inbox.id)}
+        assert status.unseen == sum("\\Seen" not in m.flags for m in after.values())
+        assert status.deleted == sum("\\Deleted" in m.flags for m in after.values())
+        changed = {m.uid for m in result.updated}
+        for uid, m in after.items():
+            if uid in changed:
+                assert m.modseq == status.highestmodseq
+                assert m.flags != before[uid].flags
+            else:
+                assert m == before[uid]
+        assert set(result.failed_unchangedsince) == {
+            u for u in uids if u in before and since is not None and before[u].modseq > since
+        }
+        assert [(m.uid, m.flags, m.modseq) for m in result.updated] == [
+            (u, after[u].flags, after[u].modseq) for u in sorted(changed)
+        ]

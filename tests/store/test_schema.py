@@ -38,3 +38,18 @@ async def test_store_database_is_wal_with_foreign_keys(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     conn.close()
+
+
+def test_version_3_drops_the_per_row_flag_trigger(tmp_path):
+    """From version 3 store_flags keeps the unseen/deleted counters with one UPDATE."""
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    for number in range(2):
+        for statement in schema._statements(schema.MIGRATIONS[number]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    assert "messages_flags" in {r[0] for r in conn.execute(triggers)}
+    schema.migrate(conn)
+    assert "messages_flags" not in {r[0] for r in conn.execute(triggers)}
+    assert {"messages_insert", "messages_delete"} <= {r[0] for r in conn.execute(triggers)}
+    conn.close()

@@ -1,49 +1,86 @@
-"""Message reads for RETR with a small read-ahead.
+"""Message reads for RETR, batched and read ahead.
 
-POP3 clients download in order (RETR 1, RETR 2, ...).  Each blob read is a hop to the store's
-I/O threads; starting the reads of the next messages while the current one is being sent
-hides that latency, for a client that waits for each reply as well as for one that
-pipelines.  At most ``DEPTH`` reads are ahead, each of a message of at most ``MAX_SIZE``
-octets, so the memory it holds stays small.
+POP3 clients download in order (RETR 1, RETR 2, ...).  A store call is a hop to one of its
+I/O threads, which costs the event loop more than reading a small message, so the reads are
+batched: a RETR that misses reads its message together with the next ones (``BATCH``
+messages of at most ``BATCH_BYTES`` octets in all), and when fewer than half of them are
+left the next batch is started while the current ones are being sent.  That serves a client
+that waits for each reply as well as one that pipelines.  At most two batches are held (the
+one being served and the one in flight), so the memory stays bounded whatever the maildrop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from postroom.store.base import Store
+from postroom.store.base import NotFound, Store
 
-DEPTH = 2
-MAX_SIZE = 1 << 20
+BATCH = 32
+BATCH_BYTES = 1 << 20
+
+Upcoming = Callable[[], Sequence[tuple[str, int]]]  # (blob id, size) the client will want next
 
 
 class ReadAhead:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._ahead: dict[str, asyncio.Task[bytes]] = {}  # blob id -> read in flight
+        self._ready: dict[str, bytes | None] = {}  # blob id -> bytes (None: gone)
+        self._pending: asyncio.Task[dict[str, bytes | None]] | None = None
+        self._pending_ids: frozenset[str] = frozenset()
 
-    async def read(self, blob_id: str, upcoming: Sequence[tuple[str, int]] = ()) -> bytes:
-        """The blob's bytes; ``upcoming`` (blob id, size) are what the client will likely
-        ask for next, in order."""
-        task = self._ahead.pop(blob_id, None)
-        wanted = [b for b, size in upcoming[:DEPTH] if size <= MAX_SIZE and b != blob_id]
-        for other in set(self._ahead) - set(wanted):
-            self._drop(self._ahead.pop(other))
-        for other in wanted:
-            if other not in self._ahead:
-                self._ahead[other] = asyncio.create_task(self.store.read_blob(other))
-        if task is None:
+    async def read(self, blob_id: str, upcoming: Upcoming | None = None) -> bytes:
+        """The blob's bytes; ``upcoming`` says what the client will likely ask for next, in
+        order (None: a lone read, as for TOP, that leaves the read-ahead alone)."""
+        if blob_id not in self._ready and blob_id in self._pending_ids:
+            await self._collect()
+        if blob_id in self._ready:
+            data = self._ready.pop(blob_id)
+        elif upcoming is None:
             return await self.store.read_blob(blob_id)
-        return await task
+        else:
+            # The client went elsewhere (or this is the first RETR): start over from here.
+            self.close()
+            self._ready = await self._read(self._select([blob_id], upcoming()))
+            data = self._ready.pop(blob_id)
+        if upcoming is not None and self._pending is None and len(self._ready) < BATCH // 2:
+            wanted = self._select([], upcoming())
+            if wanted:
+                self._pending_ids = frozenset(wanted)
+                self._pending = asyncio.ensure_future(self._read(wanted))
+        if data is None:
+            raise NotFound(f"no blob {blob_id}")
+        return data
 
     def close(self) -> None:
-        for task in self._ahead.values():
-            self._drop(task)
-        self._ahead.clear()
+        self._ready = {}
+        if self._pending is not None:
+            self._drop(self._pending)
+            self._pending = None
+            self._pending_ids = frozenset()
+
+    def _select(self, first: list[str], upcoming: Sequence[tuple[str, int]]) -> list[str]:
+        """``first`` and then the upcoming messages not yet held, while the batch stays
+        within ``BATCH`` messages and ``BATCH_BYTES`` octets."""
+        wanted, total = first, 0
+        for other, size in upcoming:
+            if len(wanted) >= BATCH or total + size > BATCH_BYTES:
+                break
+            if other not in self._ready and other not in wanted:
+                wanted.append(other)
+                total += size
+        return wanted
+
+    async def _read(self, blob_ids: list[str]) -> dict[str, bytes | None]:
+        return dict(zip(blob_ids, await self.store.read_blobs(blob_ids), strict=True))
+
+    async def _collect(self) -> None:
+        assert self._pending is not None
+        task, self._pending, self._pending_ids = self._pending, None, frozenset()
+        self._ready.update(await task)
 
     @staticmethod
-    def _drop(task: asyncio.Task[bytes]) -> None:
+    def _drop(task: asyncio.Task[dict[str, bytes | None]]) -> None:
         if task.done():
             if not task.cancelled():
                 task.exception()  # retrieved: a failed read nobody wanted is not an error

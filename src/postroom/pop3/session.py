@@ -10,6 +10,7 @@ reads the next messages ahead (``readahead``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from postroom.app import App
@@ -31,13 +32,11 @@ from postroom.pop3.core import (
 )
 from postroom.pop3.lock import locks_for
 from postroom.pop3.maildrop import Entry, Maildrop
-from postroom.pop3.readahead import DEPTH, ReadAhead
+from postroom.pop3.readahead import BATCH, ReadAhead
 from postroom.pop3.seen import SeenMarker
 from postroom.store.base import Account, FlagMode, StoreError
 
-# Messages fetched per store call when taking the snapshot.
-SNAPSHOT_BATCH = 1000
-# Replies at least this long are drained at once instead of queued (flow control on RETR).
+# Queued replies are written and drained once they reach this size (flow control on RETR).
 DRAIN_AT = 65536
 
 
@@ -65,28 +64,43 @@ class Pop3Session:
         self.exchange: SaslExchange | None = None
         self.reader = ReadAhead(app.store)
         self.seen: SeenMarker | None = None  # once logged in
+        self.out: list[bytes] = []  # replies not yet written (see _flush)
+        self.out_size = 0
 
     async def run(self) -> None:
         conn, core = self.conn, self.core
-        conn.write_nowait(core.greeting())
+        self._queue(core.greeting())
         try:
             while core.state is not State.CLOSED:
                 event = core.next_event()
                 if event is None:
-                    await conn.drain()
+                    await self._flush()
                     # RFC 1939 §3: on the autologout timer the session just ends (TimeoutError
                     # propagates to the listener), without UPDATE and without a response.
                     core.receive(await conn.read())
                     continue
                 await self._perform(event)
-            await conn.drain()
+            await self._flush()
         finally:
             await self._end()
 
+    def _queue(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_size += len(data)
+
+    async def _flush(self) -> None:
+        """Send the queued replies in one write: a pipelining client's commands (RFC 2449
+        PIPELINING) are answered with one system call per burst, not one per reply."""
+        if self.out:
+            self.conn.write_nowait(self.out[0] if len(self.out) == 1 else b"".join(self.out))
+            self.out.clear()
+            self.out_size = 0
+        await self.conn.drain()
+
     async def _send(self, reply: Reply | Close) -> None:
-        self.conn.write_nowait(reply.data)
-        if isinstance(reply, Close) or len(reply.data) >= DRAIN_AT:
-            await self.conn.drain()
+        self._queue(reply.data)
+        if isinstance(reply, Close) or self.out_size >= DRAIN_AT:
+            await self._flush()
 
     async def _perform(self, event: Event) -> None:
         core, auth, ip = self.core, self.app.auth, self.conn.peer_ip
@@ -94,6 +108,7 @@ class Pop3Session:
             case Reply() | Close():
                 await self._send(event)
             case StartTls(reply=reply):
+                await self._flush()
                 self.conn.freeze()
                 await self.conn.write(reply)
                 await self.conn.start_tls(self.app.tls.context)
@@ -159,12 +174,10 @@ class Pop3Session:
             raise StoreError("account has no INBOX")
         self.mailbox_id = mailbox.id
         self.seen = SeenMarker(self.store, mailbox.id, self._seen_failed)
-        uids = await self.store.uids(mailbox.id)
         entries: list[Entry] = []
-        for start in range(0, len(uids), SNAPSHOT_BATCH):
-            for msg in await self.store.fetch(mailbox.id, uids[start : start + SNAPSHOT_BATCH]):
-                entries.append(Entry(msg.uid, msg.size, "\\Seen" in msg.flags))
-                self.blobs[msg.uid] = msg.blob_id
+        for uid, size, blob_id, flags in await self.store.message_sizes(mailbox.id):
+            entries.append(Entry(uid, size, "\\Seen" in flags))
+            self.blobs[uid] = blob_id
         return Maildrop(mailbox.uidvalidity, entries)
 
     def _seen_failed(self, exc: Exception) -> None:
@@ -177,13 +190,9 @@ class Pop3Session:
 
     # -- transaction -------------------------------------------------------------------------
     async def _retrieve(self, event: Retrieve) -> None:
-        upcoming: list[tuple[str, int]] = []
-        if event.body_lines is None and self.core.maildrop is not None:
-            drop = self.core.maildrop
-            for number in range(event.number + 1, event.number + 1 + DEPTH):
-                entry = drop.get(number)
-                if entry is not None:
-                    upcoming.append((self.blobs[entry.uid], entry.size))
+        upcoming = None
+        if event.body_lines is None:
+            upcoming = functools.partial(self._upcoming, event.number)
         try:
             data = await self.reader.read(self.blobs[event.uid], upcoming)
         except (StoreError, OSError):
@@ -192,6 +201,14 @@ class Pop3Session:
         await self._send(self.core.retrieved(data))
         if event.mark_seen and self.seen is not None:
             self.seen.mark(event.uid)
+
+    def _upcoming(self, number: int) -> list[tuple[str, int]]:
+        """(blob id, size) of the messages after ``number`` that RETR will likely want."""
+        drop = self.core.maildrop
+        if drop is None:
+            return []
+        after = (drop.get(n) for n in range(number + 1, number + 1 + BATCH))
+        return [(self.blobs[e.uid], e.size) for e in after if e is not None]
 
     async def _update(self, uids: list[int]) -> None:
         """RFC 1939 §6 UPDATE: remove exactly the messages marked by DELE."""

@@ -54,17 +54,23 @@ def top_part(data: bytes, body_lines: int) -> bytes:
 def stuffed(data: bytes) -> bytes:
     """A normalised message as a multi-line body: a final CRLF, dot-stuffed (RFC 1939 §3:
     a line starting with "." gets one more), and the terminator."""
-    if data and not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    data = data.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    return data + TERMINATOR
+    return b"".join(_stuffed_parts(data))
+
+
+def _stuffed_parts(data: bytes) -> list[bytes]:
+    """``stuffed`` in pieces, so that a reply joins them to its status line in one copy."""
+    parts = [b"."] if data.startswith(b".") else []
+    parts.append(data.replace(b"\r\n.", b"\r\n.."))  # no copy when nothing to stuff
+    parts.append(TERMINATOR if not data or data.endswith(b"\r\n") else b"\r\n" + TERMINATOR)
+    return parts
 
 
 def message_reply(data: bytes, body_lines: int | None = None) -> bytes:
-    """The whole answer to RETR (``body_lines`` None) or TOP."""
+    """The whole answer to RETR (``body_lines`` None) or TOP, built with one copy of the
+    message."""
     data = normalise(data)
     if body_lines is None:
-        return b"+OK %d octets\r\n" % len(data) + stuffed(data)
-    return b"+OK top of message follows\r\n" + stuffed(top_part(data, body_lines))
+        return b"".join([b"+OK %d octets\r\n" % len(data), *_stuffed_parts(data)])
+    return b"".join(
+        [b"+OK top of message follows\r\n", *_stuffed_parts(top_part(data, body_lines))]
+    )

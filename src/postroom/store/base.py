@@ -345,6 +345,28 @@ class Store(abc.ABC):
     async def read_blob(self, blob_id: str) -> bytes:
         """The exact bytes of a stored message."""
 
+    async def read_blobs(self, blob_ids: Sequence[str]) -> list[bytes | None]:
+        """The bytes of several stored messages, in order (None for one that is gone): a
+        reader going through a mailbox in order (POP3 RETR) pays one store call per batch
+        rather than per message.  Callers bound the batch's total size."""
+        found: list[bytes | None] = []
+        for blob_id in blob_ids:
+            try:
+                found.append(await self.read_blob(blob_id))
+            except NotFound:
+                found.append(None)
+        return found
+
+    async def message_sizes(self, mailbox_id: int) -> list[tuple[int, int, str, frozenset[str]]]:
+        """(uid, size, blob id, flags) of every message in UID order, without the parsed
+        metadata ``fetch`` carries: what a POP3 login snapshot needs."""
+        uids = await self.uids(mailbox_id)
+        rows: list[tuple[int, int, str, frozenset[str]]] = []
+        for start in range(0, len(uids), 1000):
+            for msg in await self.fetch(mailbox_id, uids[start : start + 1000]):
+                rows.append((msg.uid, msg.size, msg.blob_id, msg.flags))
+        return rows
+
     @abc.abstractmethod
     async def store_flags(
         self,
