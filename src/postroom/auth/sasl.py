@@ -9,6 +9,7 @@ any bytes at any step yield a step, never an exception.
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import hashlib
@@ -63,7 +64,7 @@ class Failed:
 Step = Challenge | VerifyPassword | NeedSecrets | Authenticated | Failed
 
 
-class Mechanism:
+class Mechanism(abc.ABC):
     """Base of the server mechanisms: one instance per authentication exchange."""
 
     name = ""
@@ -92,8 +93,9 @@ class Mechanism:
         """Answer a NeedSecrets step.  Only SCRAM asks; anyone else calling it fails."""
         return self._fail("secrets were not asked for")
 
+    @abc.abstractmethod
     def _step(self, response: bytes | None) -> Step:
-        raise NotImplementedError
+        """The mechanism's own exchange, after the shared checks of ``step``."""
 
     def _fail(self, reason: str) -> Failed:
         self._finished = True
