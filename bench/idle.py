@@ -30,7 +30,6 @@ import os
 import re
 import resource
 import smtplib
-import socket
 import ssl
 import statistics
 import subprocess
@@ -39,16 +38,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import free_port, start_with_account, use_uvloop
+
 USER = "idle@example.test"
 PASSWORD = "bench password 1"
-REPO = Path(__file__).resolve().parent.parent
+
 WARMUP = 50  # connections opened and closed before the baseline RSS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raise_nofile() -> int:
@@ -83,41 +78,19 @@ def message(n: int) -> bytes:
 def serve(data_dir: str, connections: int, messages: int) -> None:
     """Start postroom, create the account, then obey stdin: DELIVER (append one message and
     print when the call started) until EOF."""
-    sys.path.insert(0, str(REPO / "src"))
-    from postroom import config
-    from postroom.auth.passwords import hash_password, scram_secrets
-    from postroom.server import Server
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     imaps, smtp = free_port(), free_port()
-    listen: dict[str, list[str]] = {s: [] for s in config.SERVICES}
-    listen["imaps"] = [f"127.0.0.1:{imaps}"]
-    listen["smtp"] = [f"127.0.0.1:{smtp}"]
-    settings = config.from_dict(
-        {
-            "hostname": "bench.example.test",
-            "data_dir": data_dir,
-            "listen": listen,
-            "limits": {"connections_per_ip": connections + WARMUP + 10,
-                       "connections": connections + WARMUP + 10},
-            "dns": {"nameservers": ["127.0.0.1:9"]},  # nothing answers: SPF lookups fail fast
-        }
-    )  # fmt: skip
+    most = connections + WARMUP + 10
 
     async def run() -> None:
-        server = Server(settings)
-        await server.start()
-        assert server.app is not None
-        store = server.app.store
-        await store.add_domain("example.test")
-        account = await store.create_account(USER, hash_password(PASSWORD), scram_secrets(PASSWORD))
-        inbox = await store.get_mailbox(account.id, "INBOX")
-        assert inbox is not None
+        server, store, inbox = await start_with_account(
+            data_dir,
+            {"imaps": imaps, "smtp": smtp},
+            USER,
+            PASSWORD,
+            limits={"connections_per_ip": most, "connections": most},
+            dns={"nameservers": ["127.0.0.1:9"]},  # nothing answers: lookups fail fast
+        )
         for first in range(0, messages, 200):
             batch = range(first, min(messages, first + 200))
             await asyncio.gather(*(store.append(inbox.id, message(-i)) for i in batch))

@@ -30,9 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import free_port, start_with_account, use_uvloop
+
 USER = "bench@example.test"
 PASSWORD = "bench password 1"
-REPO = Path(__file__).resolve().parent.parent
+
 RARE = "xylophonist"  # in exactly one message body
 WORD = "quarterly"  # in about one subject in ten
 VOCABULARY = [
@@ -107,12 +109,6 @@ def message(i: int, count: int) -> tuple[bytes, bool]:
     else:
         data = head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body
     return data.encode(), rng.random() < 0.7
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the client ------------------------------------------------------------------------------
@@ -242,33 +238,11 @@ def measure(name: str, port: int, count: int, runs: int) -> dict[str, float]:
 # -- postroom --------------------------------------------------------------------------------
 def serve_postroom(data_dir: str, count: int) -> None:
     """Child process: fill the store, serve IMAPS, print the port, stop on stdin EOF."""
-    sys.path.insert(0, str(REPO / "src"))
-    from postroom import config
-    from postroom.auth.passwords import hash_password, scram_secrets
-    from postroom.server import Server
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     port = free_port()
-    listen: dict[str, list[str]] = {s: [] for s in config.SERVICES}
-    listen["imaps"] = [f"127.0.0.1:{port}"]
-    settings = config.from_dict(
-        {"hostname": "bench.example.test", "data_dir": data_dir, "listen": listen}
-    )
 
     async def run() -> None:
-        server = Server(settings)
-        await server.start()
-        assert server.app is not None
-        store = server.app.store
-        await store.add_domain("example.test")
-        account = await store.create_account(USER, hash_password(PASSWORD), scram_secrets(PASSWORD))
-        inbox = await store.get_mailbox(account.id, "INBOX")
-        assert inbox is not None
+        server, store, inbox = await start_with_account(data_dir, {"imaps": port}, USER, PASSWORD)
         start = time.perf_counter()
         for first in range(0, count, 200):
             batch = [message(i, count) for i in range(first, min(first + 200, count))]

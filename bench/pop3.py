@@ -27,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import free_port, start_with_account, use_uvloop
+
 USER = "bench@example.test"
 PASSWORD = "bench password 1"
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _vocabulary() -> list[str]:
@@ -64,12 +65,6 @@ def message(i: int) -> bytes:
         body.append(line)
         octets += len(line) + 2
     return ("\r\n".join(header + body) + "\r\n").encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the client ------------------------------------------------------------------------------
@@ -166,38 +161,13 @@ def measure(name: str, port: int, count: int, window: int) -> dict[str, float]:
 # -- postroom --------------------------------------------------------------------------------
 def serve_postroom(data_dir: str, count: int) -> None:
     """Child process: fill the store, serve POP3, print the port, stop on stdin EOF."""
-    sys.path.insert(0, str(REPO / "src"))
-    from postroom import config
-    from postroom.auth.passwords import hash_password, scram_secrets
-    from postroom.server import Server
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     port = free_port()
-    listen = {s: [] for s in config.SERVICES}
-    listen["pop3"] = [f"127.0.0.1:{port}"]
-    settings = config.from_dict(
-        {
-            "hostname": "bench.example.test",
-            "data_dir": data_dir,
-            "listen": listen,
-            "auth": {"allow_plaintext": True},
-        }
-    )
 
     async def run() -> None:
-        server = Server(settings)
-        await server.start()
-        assert server.app is not None
-        store = server.app.store
-        await store.add_domain("example.test")
-        account = await store.create_account(USER, hash_password(PASSWORD), scram_secrets(PASSWORD))
-        inbox = await store.get_mailbox(account.id, "INBOX")
-        assert inbox is not None
+        server, store, inbox = await start_with_account(
+            data_dir, {"pop3": port}, USER, PASSWORD, auth={"allow_plaintext": True}
+        )
         start = time.perf_counter()
         for first in range(0, count, 200):
             batch = range(first, min(first + 200, count))

@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import free_port
+
 DOMAIN = "example.test"
 USER = f"alice@{DOMAIN}"
 SENDER = "bench@remote.example"
@@ -463,12 +465,6 @@ def process_cpu(pid: int, children: bool = False) -> float | None:
 def parent_pid(pid: int) -> int | None:
     fields = _stat(pid)
     return None if fields is None else int(fields[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
