@@ -5,7 +5,6 @@ Skipped when offlineimap is not installed (Debian package ``offlineimap3``)."""
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import ssl
 import subprocess
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import PASSWORD
-from tests.imap.conftest import USER, deliver, message
-from tests.imap.raw import untagged
+from tests.imap.conftest import USER
+from tests.imap.sync_scenario import both_ways_then_no_changes
 
 pytestmark = pytest.mark.skipif(
     shutil.which("offlineimap") is None, reason="offlineimap not installed (apt offlineimap3)"
@@ -73,46 +72,6 @@ def _run(conf: Path) -> str:
     return output
 
 
-def _server_state(connect) -> list[bytes]:
-    raw = connect()
-    out = []
-    for line in untagged(raw.cmd('LIST "" "*"')):
-        name = line.rsplit(b" ", 1)[1].strip().decode()
-        out.append(untagged(raw.cmd(f'STATUS "{name}" (MESSAGES UIDNEXT HIGHESTMODSEQ)'))[0])
-    raw.cmd("LOGOUT")
-    return out
-
-
-def _local_state(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
 def test_offlineimap_both_ways_then_no_changes(tmp_path, srv, connect):
-    for i in range(3):
-        deliver(srv, message(f"server {i}"), flags=["\\Seen"] if i == 0 else [])
-    deliver(srv, message("archived"), mailbox="Archive")
     conf = _config(tmp_path, srv)
-    _run(conf)
-    local = tmp_path / "mail"
-    inbox = list((local / "INBOX").rglob("*,U=*"))
-    assert len(inbox) == 3
-    assert len(list((local / "Archive").rglob("*,U=*"))) == 1
-    # change both sides: a local new message and a flag, a server-side new message
-    (local / "INBOX" / "new" / "1700000000.local.host").write_bytes(
-        message("from local").replace(b"\r\n", b"\n")
-    )
-    unseen = next(p for p in inbox if not re.search(r":2,.*S", p.name))
-    unseen.rename(unseen.with_name(unseen.name.split(":2,")[0] + ":2,FS"))
-    deliver(srv, message("server late"))
-    _run(conf)
-    raw = connect()
-    raw.cmd("SELECT INBOX")
-    fetched = untagged(raw.cmd("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
-    assert len(fetched) == 5
-    assert any(b"from local" in ln for ln in fetched)
-    assert sum(b"\\Flagged" in ln for ln in fetched) == 1
-    assert len(list((local / "INBOX").rglob("*,U=*"))) == 5
-    # a further run finds nothing to do on either side
-    before = (_server_state(connect), _local_state(local))
-    _run(conf)
-    assert (_server_state(connect), _local_state(local)) == before
+    both_ways_then_no_changes(srv, connect, tmp_path / "mail", lambda: _run(conf))
