@@ -10,31 +10,43 @@ from tests.outbound.util import MESSAGE, gone, inbox, remote_zone, report_parts
 POLICY = "version: STSv1\nmode: enforce\nmx: mx.remote.test\nmax_age: 86400\n"
 
 
-async def _mta_sts(dns, ca):
-    remote_zone(dns)
+async def _mta_sts(dns, ca, mx: str = "mx.remote.test"):
+    """An enforce policy for remote.test (listing mx.remote.test) served over HTTPS, and a
+    zone whose MX is ``mx``."""
+    remote_zone(dns, mx=mx)
     dns.zone.add('_mta-sts.remote.test. 60 IN TXT "v=STSv1; id=20260101"')
     dns.zone.add("mta-sts.remote.test. 60 IN A 127.0.0.1")
     return await PolicyServer.start(ca.server_context("mta-sts.remote.test"), POLICY)
+
+
+async def _start_with_mta_sts(harness, dns, ca, sink, policy):
+    return await harness.start(
+        settings={"dns": {"nameservers": [dns.nameserver]}},
+        mx_port=sink.port,
+        mtasts_port=policy.port,
+        trust=ca.trust(),
+    )
+
+
+async def _deferred(ob, queue_id):
+    """Wait until the message's first recipient is deferred; return the message."""
+
+    async def deferred():
+        m = await ob.queue.get(queue_id)
+        return m.recipients[0].state is RcptState.DEFERRED
+
+    await wait_until(deferred)
+    return await ob.queue.get(queue_id)
 
 
 async def test_mta_sts_enforce_refuses_unverified_certificate(harness, sinks, dns, ca):
     policy = await _mta_sts(dns, ca)
     try:
         sink = await sinks(tls=ca.self_signed("mx.remote.test"))
-        ob = await harness.start(
-            settings={"dns": {"nameservers": [dns.nameserver]}},
-            mx_port=sink.port,
-            mtasts_port=policy.port,
-            trust=ca.trust(),
-        )
+        ob = await _start_with_mta_sts(harness, dns, ca, sink, policy)
         queue_id = await ob.submit(SENDER, [OutboundRecipient("bob@remote.test")], MESSAGE)
 
-        async def deferred():
-            m = await ob.queue.get(queue_id)
-            return m.recipients[0].state is RcptState.DEFERRED
-
-        await wait_until(deferred)
-        m = await ob.queue.get(queue_id)
+        m = await _deferred(ob, queue_id)
         assert "certificate" in m.recipients[0].diagnostic.lower()
         assert m.recipients[0].status == "4.7.5"
         assert sink.sink.messages == []
@@ -49,12 +61,7 @@ async def test_mta_sts_enforce_delivers_with_verified_certificate(harness, sinks
     policy = await _mta_sts(dns, ca)
     try:
         sink = await sinks(tls=ca.server_context("mx.remote.test"))
-        ob = await harness.start(
-            settings={"dns": {"nameservers": [dns.nameserver]}},
-            mx_port=sink.port,
-            mtasts_port=policy.port,
-            trust=ca.trust(),
-        )
+        ob = await _start_with_mta_sts(harness, dns, ca, sink, policy)
         await ob.submit(SENDER, [OutboundRecipient("bob@remote.test")], MESSAGE)
         await wait_until(lambda: sink.sink.messages)
         assert sink.sink.messages[0].tls
@@ -63,26 +70,13 @@ async def test_mta_sts_enforce_delivers_with_verified_certificate(harness, sinks
 
 
 async def test_mta_sts_mx_not_in_policy_is_deferred(harness, sinks, dns, ca):
-    remote_zone(dns, mx="other.remote.test")
-    dns.zone.add('_mta-sts.remote.test. 60 IN TXT "v=STSv1; id=1"')
-    dns.zone.add("mta-sts.remote.test. 60 IN A 127.0.0.1")
-    policy = await PolicyServer.start(ca.server_context("mta-sts.remote.test"), POLICY)
+    policy = await _mta_sts(dns, ca, mx="other.remote.test")
     try:
         sink = await sinks(tls=ca.server_context("other.remote.test"))
-        ob = await harness.start(
-            settings={"dns": {"nameservers": [dns.nameserver]}},
-            mx_port=sink.port,
-            mtasts_port=policy.port,
-            trust=ca.trust(),
-        )
+        ob = await _start_with_mta_sts(harness, dns, ca, sink, policy)
         queue_id = await ob.submit(SENDER, [OutboundRecipient("bob@remote.test")], MESSAGE)
 
-        async def deferred():
-            m = await ob.queue.get(queue_id)
-            return m.recipients[0].state is RcptState.DEFERRED
-
-        await wait_until(deferred)
-        m = await ob.queue.get(queue_id)
+        m = await _deferred(ob, queue_id)
         assert "MTA-STS" in m.recipients[0].diagnostic
         assert sink.sink.messages == []
     finally:
@@ -137,11 +131,7 @@ async def test_smarthost_with_untrusted_certificate_is_deferred(harness, sinks, 
     )
     queue_id = await ob.submit(SENDER, [OutboundRecipient("bob@anywhere.test")], MESSAGE)
 
-    async def deferred():
-        m = await ob.queue.get(queue_id)
-        return m.recipients[0].state is RcptState.DEFERRED
-
-    await wait_until(deferred)
+    await _deferred(ob, queue_id)
     assert sink.sink.messages == []
 
 
