@@ -46,6 +46,10 @@ class Connection:
         self.local_ip: str = local[0]
         self.local_port: int = local[1]
         self._closed = False
+        self._deadline = 0.0  # of the read in progress (loop time)
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading: asyncio.Task[object] | None = None
+        self._expired = False
         # True while a message is being received or committed (SMTP DATA/BDAT, IMAP APPEND):
         # a graceful stop waits for busy sessions and ends idle ones at once.
         self.busy = False
@@ -72,17 +76,48 @@ class Connection:
 
     # -- I/O -----------------------------------------------------------------------------
     async def read(self, timeout: float | None = None) -> bytes:
-        """Up to 64 KiB; raises TimeoutError after the idle timeout, ConnectionClosed at EOF."""
+        """Up to 64 KiB; raises TimeoutError after the idle timeout, ConnectionClosed at EOF.
+
+        The timeout is a deadline that each read moves forward and one timer per connection
+        checks when it fires, rather than a timer scheduled and cancelled around every read:
+        sessions read many times per message and the timer heap was a visible cost."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = task.get_loop()
+        self._deadline = loop.time() + (self.idle_timeout if timeout is None else timeout)
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
+        self._reading = task
+        cancelling = task.cancelling()
         try:
-            async with asyncio.timeout(timeout if timeout is not None else self.idle_timeout):
-                data = await self.reader.read(READ_CHUNK)
-        except TimeoutError:
-            raise  # the idle timeout: the session says goodbye in its protocol
+            data = await self.reader.read(READ_CHUNK)
+        except asyncio.CancelledError:
+            if self._expired:
+                self._expired = False
+                if task.uncancel() <= cancelling:  # ours alone, not a shutdown as well
+                    raise TimeoutError from None
+            raise
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             raise ConnectionClosed(str(exc)) from None
+        finally:
+            self._reading = None
         if not data:
             raise ConnectionClosed("eof")
         return data
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        task = self._reading
+        if task is None:  # not reading now: the next read arms the timer again
+            return
+        loop = task.get_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
+            return
+        self._expired = True
+        task.cancel()
 
     async def write(self, data: bytes) -> None:
         if self._closed:
@@ -127,6 +162,9 @@ class Connection:
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         try:
             self.writer.close()
             async with asyncio.timeout(5):

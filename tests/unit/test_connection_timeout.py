@@ -1,0 +1,69 @@
+"""The idle deadline of Connection.read: moved by every read, enforced by one timer, and
+never mistaken for (or hiding) a cancellation from elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from postroom.net.connection import Connection
+
+
+async def pair(idle_timeout: float) -> tuple[Connection, asyncio.StreamWriter, asyncio.Server]:
+    accepted: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set_result(Connection(reader, writer, "test", idle_timeout))
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, client = await asyncio.open_connection("127.0.0.1", port)
+    return await accepted, client, server
+
+
+async def test_reads_within_the_deadline_keep_the_connection() -> None:
+    conn, client, server = await pair(0.3)
+    try:
+        for _ in range(5):  # 0.75 s in all, each read well within its own 0.3 s
+            await asyncio.sleep(0.15)
+            client.write(b"x")
+            assert await conn.read() == b"x"
+        with pytest.raises(TimeoutError):
+            await conn.read()
+        client.write(b"again")  # a timeout does not break the connection for the caller
+        assert await conn.read() == b"again"
+    finally:
+        client.close()
+        await conn.close()
+        server.close()
+
+
+async def test_a_shorter_timeout_applies_at_once() -> None:
+    conn, client, server = await pair(60)
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(TimeoutError):
+            await conn.read(0.1)
+        assert loop.time() - start < 5
+    finally:
+        client.close()
+        await conn.close()
+        server.close()
+
+
+async def test_an_outside_cancellation_stays_a_cancellation() -> None:
+    conn, client, server = await pair(60)
+    try:
+        reader = asyncio.ensure_future(conn.read())
+        await asyncio.sleep(0.05)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        client.write(b"later")
+        assert await conn.read() == b"later"
+    finally:
+        client.close()
+        await conn.close()
+        server.close()
