@@ -9,8 +9,10 @@ contain CR, LF or NUL, so a client cannot add header fields of its own.
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 
 from postroom.smtp.address import Address, is_domain
@@ -32,6 +34,7 @@ class Trace:
     id: str
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_literal(ip: str) -> str:
     """RFC 5321 §4.1.3 address literal."""
     try:
@@ -72,12 +75,22 @@ def received(trace: Trace, utf8: bool, recipients: list[Address]) -> bytes:
         lines.append(f"(authenticated as {_UNSAFE.sub('?', trace.user)})")
     with_ = protocol(trace.esmtp, utf8, trace.tls is not None, trace.user is not None)
     lines.append(f"by {_UNSAFE.sub('?', trace.hostname)} (postroom) with {with_} id {trace.id}")
-    tail = f"; {email.utils.formatdate(localtime=True)}"
+    tail = f"; {_date_now()}"
     if len(recipients) == 1:
         lines.append(f"for <{_clean(str(recipients[0]))}>{tail}")
     else:
         lines[-1] += tail
     return ("\r\n\t".join(lines) + "\r\n").encode("utf-8")
+
+
+@functools.lru_cache(maxsize=2)
+def _date_of(second: int) -> str:
+    return email.utils.formatdate(second, localtime=True)
+
+
+def _date_now() -> str:
+    """RFC 5322 date-time of this second (formatted once a second: each message needs it)."""
+    return _date_of(int(time.time()))
 
 
 def return_path(sender: Address | None) -> bytes:

@@ -265,10 +265,11 @@ class SqliteStore(Store):
         """A point lookup (an index seek for one row or a few, pages the server keeps hot)
         runs on the calling thread: the hop to a read thread and back costs the event loop
         more than the lookup itself, and SMTP makes several per message (domain, alias,
-        account, INBOX).  Anything that can grow with the data goes through ``_read``."""
+        account, INBOX).  Anything that can grow with the data goes through ``_read``.
+        A lookup is one statement, consistent on its own, so it needs no BEGIN/COMMIT."""
         if self._read_pool is None:
             raise StoreError("the store is not open")
-        return self._run_read(fn)
+        return fn(self._reader())
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._read_pool is None:
