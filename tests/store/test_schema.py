@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
 
+from postroom.store import query as q
 from postroom.store import schema
 from postroom.store.sqlite import DB_NAME, SqliteStore
 
@@ -53,3 +55,57 @@ def test_version_3_drops_the_per_row_flag_trigger(tmp_path):
     assert "messages_flags" not in {r[0] for r in conn.execute(triggers)}
     assert {"messages_insert", "messages_delete"} <= {r[0] for r in conn.execute(triggers)}
     conn.close()
+
+
+async def test_version_4_reindexes_texts_by_vocabulary(tmp_path):
+    """Texts indexed whole (version 3) go back to fts_pending and are searchable meanwhile,
+    then land in the vocabulary index."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / DB_NAME, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for number in range(3):
+        for statement in schema._statements(schema.MIGRATIONS[number]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    store = SqliteStore(folder)
+    await store.open()
+    try:
+        await store.add_domain("example.org")
+        account = await store.create_account("a@example.org", "h", None)
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        await store.append(inbox.id, b"Subject: old\r\n\r\nIndexed the old way, whole.\r\n")
+    finally:
+        await store.close()
+    # Put the text where version 3 kept it, and the database back at version 3.
+    conn = sqlite3.connect(folder / DB_NAME, isolation_level=None)
+    rows = conn.execute("SELECT blob, headers, body FROM fts_pending").fetchall()
+    rows += conn.execute("SELECT rowid, headers, body FROM fts").fetchall()
+    conn.execute("DROP TABLE fts")
+    conn.execute(
+        "CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize='trigram', detail=none)"
+    )
+    conn.execute("DELETE FROM fts_pending")
+    conn.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)", rows)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+
+    store = SqliteStore(folder)
+    await store.open()
+    try:
+        assert await store.search(inbox.id, q.Body("OLD WAY")) == [1]
+        for _ in range(500):
+            left = await store._read(
+                lambda c: c.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
+            )
+            if not left:
+                break
+            await asyncio.sleep(0.01)
+        words = await store._read(lambda c: c.execute("SELECT words FROM fts").fetchall())
+        assert [w for (w,) in words] == ["old subject indexed the way whole"]
+        assert await store.search(inbox.id, q.Body("ld wa")) == [1]  # no trigram: scanned
+        assert await store.search(inbox.id, q.Body("old whole")) == []
+        assert await store.search(inbox.id, q.Body("the old w")) == [1]
+    finally:
+        await store.close()

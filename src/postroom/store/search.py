@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 from postroom.store import query as q
 from postroom.store.schema import FLAG_BITS, SEEN
+from postroom.store.textindex import WORD
 
 # Header fields kept as columns of blobs (case-folded); others are read from the message.
 HEADER_COLUMNS = {
@@ -131,8 +132,9 @@ class _Compiler:
             return f"({tests})"
 
         # Parameters are numbered in the order the placeholders appear.
-        if len(text) >= TRIGRAM:
-            match = self._param(trigram_query(text))
+        query = trigram_query(text)
+        if query is not None:
+            match = self._param(query)
             indexed = f"m.blob IN (SELECT rowid FROM fts WHERE fts MATCH {match} AND {check()})"
         else:
             indexed = f"m.blob IN (SELECT rowid FROM fts WHERE {check()})"
@@ -187,11 +189,21 @@ def compile_search(mailbox_id: int, node: q.Query) -> Compiled:
     return Compiled(sql, [mailbox_id, *compiler.params])
 
 
-def trigram_query(text: str) -> str:
-    """FTS5 query for the texts containing every trigram of ``text`` (at most
-    ``MAX_TRIGRAMS`` of them, spread over it): a superset of the texts containing ``text``,
-    which the substring check then narrows."""
-    grams = list(dict.fromkeys(text[i : i + TRIGRAM].lower() for i in range(len(text) - 2)))
+def trigram_query(text: str) -> str | None:
+    """FTS5 query for the texts with words holding every trigram inside the words of
+    ``text`` (at most ``MAX_TRIGRAMS`` of them, spread over it): a superset of the texts
+    containing ``text``, since each word of a needle found in a text lies inside a word of
+    that text; the substring check then narrows it.  None when ``text`` has no word of three
+    characters or more (the texts are then checked one by one)."""
+    grams = list(
+        dict.fromkeys(
+            word[i : i + TRIGRAM]
+            for word in WORD.findall(text.lower())
+            for i in range(len(word) - TRIGRAM + 1)
+        )
+    )
+    if not grams:
+        return None
     if len(grams) > MAX_TRIGRAMS:
         step = len(grams) / MAX_TRIGRAMS
         grams = [grams[int(i * step)] for i in range(MAX_TRIGRAMS)]

@@ -1,0 +1,52 @@
+"""The vocabulary index never loses a match: for any text and any substring of it (in any
+case), the FTS5 query of the substring selects the text's vocabulary row."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from postroom.store.search import trigram_query
+from postroom.store.textindex import vocabulary
+
+TEXT = st.text(alphabet=st.sampled_from("abcXYZ éÉßİı0_-. \n\tçÇ日本語ǅ"), min_size=1, max_size=60)
+
+
+def index_of(text: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE VIRTUAL TABLE fts USING fts5("
+        "words, headers UNINDEXED, body UNINDEXED, tokenize = 'trigram', detail = none)"
+    )
+    conn.execute("INSERT INTO fts (rowid, words) VALUES (1, ?)", (vocabulary("", text),))
+    return conn
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT, st.data())
+def test_every_substring_selects_its_text(text, data) -> None:
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, len(text)))
+    needle = text[start:end]
+    needle = data.draw(st.sampled_from([needle, needle.upper(), needle.lower(), needle.title()]))
+    if needle.lower() not in text.lower():  # case mapping changed it: not a substring any more
+        return
+    query = trigram_query(needle)
+    if query is None:  # no word of three characters: texts are checked one by one
+        return
+    rows = index_of(text).execute("SELECT rowid FROM fts WHERE fts MATCH ?", (query,)).fetchall()
+    assert rows == [(1,)]
+
+
+def test_vocabulary_is_the_distinct_lower_cased_words() -> None:
+    assert vocabulary("Subject: Hello", "hello, WORLD! hello again") == (
+        "subject hello world again"
+    )
+
+
+def test_needles_without_a_long_word_scan() -> None:
+    assert trigram_query("a b c") is None
+    assert trigram_query("--") is None
+    assert trigram_query("Hello wo") == '"hel" AND "ell" AND "llo"'
