@@ -58,6 +58,7 @@ from postroom.store.base import (
     StoreResult,
     Usage,
 )
+from postroom.store.checkpoint import Checkpointer
 from postroom.store.flagcache import FlagsCache
 from postroom.store.notifier import Change, ChangeKind, InProcessNotifier, Notifier
 from postroom.store.query import Query
@@ -158,7 +159,11 @@ class SqliteStore(Store):
         await asyncio.to_thread(self._open_sync)
         self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="postroom-read")
         self._io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="postroom-blob")
-        self._writer = Writer(self._connect, self._blobs, self.notifier, index_step)
+        self._checkpointer = Checkpointer(self._connect)
+        self._checkpointer.start()
+        self._writer = Writer(
+            self._connect, self._blobs, self.notifier, index_step, self._checkpointer
+        )
         self._writer.start()
 
     def _open_sync(self) -> None:
@@ -214,6 +219,7 @@ class SqliteStore(Store):
             await asyncio.gather(*self._delivering, return_exceptions=True)
         writer, self._writer = self._writer, None
         await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(self._checkpointer.stop)
         pools = (self._io_pool, self._read_pool)
         self._io_pool = self._read_pool = None
         for pool in pools:

@@ -34,6 +34,7 @@ from typing import Any
 from postroom import log
 from postroom.store.base import StoreError
 from postroom.store.blobs import BlobFiles, fsync_dir
+from postroom.store.checkpoint import Checkpointer
 from postroom.store.notifier import Change, Notifier
 
 # Operations per transaction at most: bounds the time one commit holds the write lock.
@@ -87,11 +88,13 @@ class Writer:
         blobs: BlobFiles,
         notifier: Notifier,
         background: Background,
+        checkpointer: Checkpointer,
     ) -> None:
         self._connect = connect
         self._blobs = blobs
         self._notifier = notifier
         self._background = background
+        self._checkpointer = checkpointer
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="postroom-store-writer", daemon=True)
         self._closed = False
@@ -118,6 +121,7 @@ class Writer:
     # -- the thread ----------------------------------------------------------------------
     def _run(self) -> None:
         conn = self._connect()
+        self._checkpointer.prepare_writer(conn)
         try:
             pending = 1  # work may be left from before a crash
             since_background = 0
@@ -191,6 +195,7 @@ class Writer:
                 fsync_dir(directory)
             released = _release_unreferenced(conn)
             conn.execute("COMMIT")
+            self._checkpointer.after_commit(conn)
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
