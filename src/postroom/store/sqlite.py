@@ -743,7 +743,7 @@ class SqliteStore(Store):
 
     # -- messages: storing ---------------------------------------------------------------
     def _prepare(self, data: bytes) -> _Prepared:
-        """Parse once, and write the blob file of a large message (runs in an I/O thread)."""
+        """Parse once, and write the blob file of a large message (in an I/O thread then)."""
         blob_id = blobfiles.digest(data)
         parsed = mime.parse(
             data, max_depth=self.limits.mime_depth, max_fields=self.limits.mime_headers
@@ -851,7 +851,14 @@ class SqliteStore(Store):
         when: float,
     ) -> list[AppendResult]:
         try:
-            prepared = await self._io(self._prepare, data)
+            # A message kept in the database needs no file I/O, only parsing (about 0.1 ms
+            # for 4 KB, 0.4 ms at INLINE_MAX): done right here, since a thread could not run
+            # that Python code in parallel anyway, and the hop to it and back, waiting for
+            # the GIL on a busy loop, cost more than the parse.
+            if len(data) <= self.inline_max:
+                prepared = self._prepare(data)
+            else:
+                prepared = await self._io(self._prepare, data)
         except OSError as exc:  # full disk, permissions: the message is not stored
             raise StoreError(f"cannot store the message: {exc.strerror or exc}") from exc
         size = len(data)
