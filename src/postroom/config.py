@@ -69,6 +69,16 @@ class Limits:
     connections: int = 10000
     mime_depth: int = 100  # nesting of multipart / message/rfc822 parsed into structure
     mime_headers: int = 10000  # header fields indexed per part
+    # Seconds a silent client keeps its session: RFC 5321 §4.5.3.2.7 asks an SMTP server for
+    # at least 5 minutes, RFC 9051 §5.4 an IMAP autologout of at least 30, RFC 1939 §3 POP3 10.
+    smtp_timeout: float = 300.0
+    imap_timeout: float = 1800.0
+    pop3_timeout: float = 600.0
+    # Octets of one message line over SMTP: RFC 5321 says 1000, real mail is sometimes longer
+    # and is kept intact up to this; a longer line refuses the message (554 5.6.0).
+    data_line_length: int = 65536
+    smtp_error_limit: int = 20  # 5xx replies before 421 (Postfix smtpd_hard_error_limit)
+    smtp_junk_limit: int = 100  # NOOP, RSET, VRFY, HELP, HELO/EHLO without a message, before 421
 
 
 @dataclass
@@ -258,8 +268,18 @@ def _validate(s: Settings) -> None:
         raise ConfigError("store.url: required when store.backend = 'postgres'")
     if s.limits.message_size <= 0:
         raise ConfigError("limits.message_size: must be positive")
-    if s.limits.recipients <= 0:
-        raise ConfigError("limits.recipients: must be positive")
+    for key in (
+        "recipients",
+        "smtp_timeout",
+        "imap_timeout",
+        "pop3_timeout",
+        "smtp_error_limit",
+        "smtp_junk_limit",
+    ):
+        if getattr(s.limits, key) <= 0:
+            raise ConfigError(f"limits.{key}: must be positive")
+    if s.limits.data_line_length < 1000:
+        raise ConfigError("limits.data_line_length: must be at least 1000 (RFC 5321 §4.5.3.1.6)")
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: {s.log_level!r} is not debug, info, warning or error")
     if s.queue.concurrency <= 0 or s.queue.per_destination <= 0:

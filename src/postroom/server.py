@@ -44,10 +44,6 @@ SESSION_MODULES = {
     "pop3s": "postroom.pop3.session",
 }
 
-# Idle timeouts: RFC 5321 §4.5.3.2.7 (SMTP server, 5 min), RFC 9051 §5.4 (IMAP autologout
-# at least 30 min), RFC 1939 §3 (POP3 at least 10 min).
-IDLE_TIMEOUTS = {"smtp": 300.0, "imap": 1800.0, "pop3": 600.0}
-
 GRACE_SECONDS = 30.0
 
 
@@ -113,6 +109,10 @@ class Server:
         self.app: App | None = None
         self.workers: list[asyncio.Task[None]] = []
 
+    def _idle_timeout(self, family: str) -> float:
+        """Seconds a client of this protocol may stay silent ([limits] *_timeout)."""
+        return float(getattr(self.settings.limits, f"{family}_timeout"))
+
     def port(self, service: str) -> int:
         """The first bound port of a service (tests use ephemeral ports)."""
         return self.listeners[service].bound[0][1]
@@ -158,7 +158,7 @@ class Server:
                 self._handler(service),
                 tls=lambda: tls.context,
                 implicit_tls=service in IMPLICIT_TLS,
-                idle_timeout=IDLE_TIMEOUTS[family(service)],
+                idle_timeout=partial(self._idle_timeout, family(service)),
                 limits=limits,
                 reject=partial(self._reject, service),
             )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from postroom import server as server_module
 from postroom.imap import session
 from tests.helpers import PASSWORD
 from tests.imap.conftest import USER
@@ -28,10 +27,9 @@ def test_idle_heartbeat(monkeypatch, connect):
 @pytest.fixture
 def short_timeouts(monkeypatch, server_factory):
     """A server whose IMAP sessions are logged out after 0.5 s without input."""
-    monkeypatch.setitem(server_module.IDLE_TIMEOUTS, "imap", 0.5)
     monkeypatch.setattr(session, "PRE_AUTH_TIMEOUT", 0.5)
     monkeypatch.setattr(session, "IDLE_HEARTBEAT", 60.0)
-    srv = server_factory()
+    srv = server_factory(limits={"imap_timeout": 0.5})
     srv.add_user(USER)
     return srv
 

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from postroom import server as server_mod
 from postroom.store.notifier import ChangeKind
 from tests.helpers import PASSWORD
 from tests.pop3.conftest import Drop
@@ -31,11 +30,10 @@ def test_drop_without_quit_deletes_nothing(drop: Drop):
     assert drop.uids() == uids
 
 
-def test_autologout_deletes_nothing_and_says_nothing(server_factory, monkeypatch):
+def test_autologout_deletes_nothing_and_says_nothing(server_factory):
     # RFC 1939 §3: when the inactivity timer expires the server closes the connection
     # without a response and without entering the UPDATE state.
-    monkeypatch.setitem(server_mod.IDLE_TIMEOUTS, "pop3", 1.0)
-    drop = Drop(server_factory(auth={"allow_plaintext": True}))
+    drop = Drop(server_factory(auth={"allow_plaintext": True}, limits={"pop3_timeout": 1.0}))
     uids = fill(drop, 2)
     raw = drop.raw()
     assert raw.command(f"USER {drop.address}".encode()).startswith(b"+OK")

@@ -301,11 +301,8 @@ def test_vrfy_does_not_reveal_users(mx):
         assert client.verify(ALICE)[0] == client.verify("nobody@example.test")[0] == 252
 
 
-def test_idle_client_gets_421_and_is_disconnected(server_factory, monkeypatch):
-    import postroom.server
-
-    monkeypatch.setitem(postroom.server.IDLE_TIMEOUTS, "smtp", 0.5)
-    srv = server_factory()
+def test_idle_client_gets_421_and_is_disconnected(server_factory):
+    srv = server_factory(limits={"smtp_timeout": 0.5})
     raw = RawClient(srv.port("smtp"))
     assert raw.codes(1) == ["421 4.4.2"]  # sent unprompted once the client stayed idle
     assert raw.closed()
@@ -316,4 +313,30 @@ def test_too_many_errors_disconnects(mx):
     raw.send(b"BOGUS\r\n" * 25)
     replies = raw.codes(21)
     assert replies[:20] == ["500 5.5.2"] * 20 and replies[20] == "421 4.7.0"
+    assert raw.closed()
+
+
+def test_configured_session_limits(server_factory):
+    """[limits] data_line_length, smtp_error_limit and smtp_junk_limit, as an admin sets them."""
+    srv = server_factory(
+        limits={"data_line_length": 2000, "smtp_error_limit": 2, "smtp_junk_limit": 3}
+    )
+    srv.add_user(ALICE)
+    raw = RawClient(srv.port("smtp"))
+    raw.send(b"EHLO client.remote.example\r\n")
+    raw.replies(1)
+    for line, code in ((b"a" * 1990, "250 2.0.0"), (b"b" * 2010, "554 5.6.0")):
+        assert raw.command(b"MAIL FROM:<carol@remote.example>") == "250 2.1.0"
+        assert raw.command(f"RCPT TO:<{ALICE}>".encode()) == "250 2.1.5"
+        assert raw.command(b"DATA") == "354 End"
+        assert raw.command(b"Subject: long\r\n\r\n" + line + b"\r\n.") == code
+    [kept] = inbox(srv, ALICE)
+    assert kept.endswith(b"\r\n\r\n" + b"a" * 1990 + b"\r\n")  # intact, not folded
+    raw.send(b"NOOP\r\n" * 5)
+    assert raw.codes(4) == ["250 2.0.0"] * 3 + ["421 4.7.0"]
+    assert raw.closed()
+
+    raw = RawClient(srv.port("smtp"))
+    raw.send(b"BOGUS\r\n" * 4)
+    assert raw.codes(3) == ["500 5.5.2", "500 5.5.2", "421 4.7.0"]
     assert raw.closed()

@@ -51,7 +51,7 @@ def make_listener(tls: TLSManager, *, implicit: bool = False, per_ip: int = 10) 
         handler,
         tls=lambda: tls.context,
         implicit_tls=implicit,
-        idle_timeout=5,
+        idle_timeout=lambda: 5,
         limits=ConnectionLimits(per_ip, 100),
         reject=reject,
     )
@@ -159,7 +159,7 @@ async def test_drain_lets_busy_sessions_finish(tls):
         handler,
         tls=lambda: tls.context,
         implicit_tls=False,
-        idle_timeout=5,
+        idle_timeout=lambda: 5,
         limits=ConnectionLimits(10, 10),
     )
     await listener.start()

@@ -17,7 +17,8 @@ Handler = Callable[[Connection], Awaitable[None]]
 
 class Listener:
     """Serves one protocol on some addresses.  With implicit TLS the handshake is done by the
-    event loop before the handler runs (``tls()`` is the context, reloaded in place)."""
+    event loop before the handler runs (``tls()`` is the context, reloaded in place);
+    ``idle_timeout()`` is read for each new connection, so a reload applies to them."""
 
     def __init__(
         self,
@@ -27,7 +28,7 @@ class Listener:
         *,
         tls: Callable[[], ssl.SSLContext],
         implicit_tls: bool,
-        idle_timeout: float,
+        idle_timeout: Callable[[], float],
         limits: ConnectionLimits,
         reject: Callable[[Connection, str], Awaitable[None]] | None = None,
     ) -> None:
@@ -67,7 +68,7 @@ class Listener:
             self.servers.append(server)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer, self.service, self.idle_timeout)
+        conn = Connection(reader, writer, self.service, self.idle_timeout())
         task = asyncio.current_task()
         assert task is not None
         refusal = self.limits.admit(conn.peer_ip)

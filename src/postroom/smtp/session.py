@@ -67,6 +67,9 @@ class Session:
                 hostname=app.hostname,
                 max_size=size_limit(limits.message_size),
                 max_recipients=limits.recipients,
+                max_data_line=limits.data_line_length,
+                max_errors=limits.smtp_error_limit,
+                max_junk=limits.smtp_junk_limit,
                 secure=conn.secure,
                 starttls=not conn.secure,
                 auth_required=conn.service != "smtp",  # RFC 6409 §4.3, RFC 8314 §3.3
