@@ -9,6 +9,7 @@ import pytest
 
 from postroom.store import query as q
 from postroom.store import schema
+from postroom.store.base import FlagMode
 from postroom.store.sqlite import DB_NAME, SqliteStore
 
 
@@ -57,44 +58,47 @@ def test_version_3_drops_the_per_row_flag_trigger(tmp_path):
     conn.close()
 
 
-async def test_version_4_reindexes_texts_by_vocabulary(tmp_path):
-    """Texts indexed whole (version 3) go back to fts_pending and are searchable meanwhile,
-    then land in the vocabulary index."""
+async def test_version_4_moves_texts_out_of_the_index(tmp_path):
+    """Version 3 kept texts inside the FTS table (or in fts_pending until indexed): version 4
+    moves both into ``texts``, searchable at once, and rebuilds the vocabulary index."""
     folder = tmp_path / "d"
-    folder.mkdir()
-    conn = sqlite3.connect(folder / DB_NAME, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    for number in range(3):
-        for statement in schema._statements(schema.MIGRATIONS[number]):
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 3")
-    conn.close()
     store = SqliteStore(folder)
     await store.open()
     try:
         await store.add_domain("example.org")
         account = await store.create_account("a@example.org", "h", None)
         inbox = await store.get_mailbox(account.id, "INBOX")
-        await store.append(inbox.id, b"Subject: old\r\n\r\nIndexed the old way, whole.\r\n")
+        for text in ("Indexed the old way, whole.", "Still pending when upgraded."):
+            await store.append(inbox.id, f"Subject: old\r\n\r\n{text}\r\n".encode())
     finally:
         await store.close()
-    # Put the text where version 3 kept it, and the database back at version 3.
+    # Back to version 3's layout: the first text indexed whole, the second pending.
     conn = sqlite3.connect(folder / DB_NAME, isolation_level=None)
-    rows = conn.execute("SELECT blob, headers, body FROM fts_pending").fetchall()
-    rows += conn.execute("SELECT rowid, headers, body FROM fts").fetchall()
-    conn.execute("DROP TABLE fts")
-    conn.execute(
-        "CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize='trigram', detail=none)"
-    )
-    conn.execute("DELETE FROM fts_pending")
-    conn.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)", rows)
-    conn.execute("PRAGMA user_version = 3")
+    rows = conn.execute("SELECT blob, headers, body FROM texts ORDER BY blob").fetchall()
+    for statement in (
+        "DROP TRIGGER blobs_delete",
+        "DROP TRIGGER text_words_delete",
+        "DROP TABLE fts",
+        "DROP TABLE text_words",
+        "DROP TABLE fts_pending",
+        "DROP TABLE texts",
+        "CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize='trigram', detail=none)",
+        "CREATE TABLE fts_pending (blob INTEGER PRIMARY KEY, headers TEXT NOT NULL,"
+        " body TEXT NOT NULL)",
+        "CREATE TRIGGER blobs_delete AFTER DELETE ON blobs BEGIN"
+        " DELETE FROM fts WHERE rowid = old.id; DELETE FROM fts_pending WHERE blob = old.id; END",
+        "PRAGMA user_version = 3",
+    ):
+        conn.execute(statement)
+    conn.execute("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)", rows[0])
+    conn.execute("INSERT INTO fts_pending (blob, headers, body) VALUES (?, ?, ?)", rows[1])
     conn.close()
 
     store = SqliteStore(folder)
     await store.open()
     try:
         assert await store.search(inbox.id, q.Body("OLD WAY")) == [1]
+        assert await store.search(inbox.id, q.Body("pending")) == [2]
         for _ in range(500):
             left = await store._read(
                 lambda c: c.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
@@ -102,10 +106,21 @@ async def test_version_4_reindexes_texts_by_vocabulary(tmp_path):
             if not left:
                 break
             await asyncio.sleep(0.01)
-        words = await store._read(lambda c: c.execute("SELECT words FROM fts").fetchall())
-        assert [w for (w,) in words] == ["old subject indexed the way whole"]
+        words = await store._read(
+            lambda c: c.execute("SELECT words FROM text_words ORDER BY blob").fetchall()
+        )
+        assert words == [
+            ("old subject indexed the way whole",),
+            ("old subject still pending when upgraded",),
+        ]
         assert await store.search(inbox.id, q.Body("ld wa")) == [1]  # no trigram: scanned
-        assert await store.search(inbox.id, q.Body("old whole")) == []
         assert await store.search(inbox.id, q.Body("the old w")) == [1]
+        assert await store.search(inbox.id, q.Text("SUBJECT")) == [1, 2]
+        assert await store.search(inbox.id, q.Body("old whole")) == []
+        await store.store_flags(inbox.id, [1], FlagMode.ADD, ["\\Deleted"])
+        await store.expunge(inbox.id)
+        assert await store.search(inbox.id, q.Body("whole")) == []
+        count = await store._read(lambda c: c.execute("SELECT count(*) FROM texts").fetchone()[0])
+        assert count == 1
     finally:
         await store.close()

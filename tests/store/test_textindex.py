@@ -34,9 +34,26 @@ async def test_texts_are_indexed_and_released(store, inbox):
         await store.append(inbox.id, message(n, body=f"needle{n} in a haystack"))
     await wait_indexed(store, 5)
     assert await store.search(inbox.id, q.Body("NEEDLE3")) == [4]
-    await store.store_flags(inbox.id, [1, 2, 3, 4, 5], FlagMode.ADD, ["\\Deleted"])
+    assert await indexed_with(store, "nee") == 5
+    await store.store_flags(inbox.id, [2, 4], FlagMode.ADD, ["\\Deleted"])
+    await store.expunge(inbox.id)
+    assert await counts(store) == (0, 3)
+    assert await indexed_with(store, "nee") == 3  # the index forgot exactly the texts that went
+    await store.store_flags(inbox.id, [1, 3, 5], FlagMode.ADD, ["\\Deleted"])
     await store.expunge(inbox.id)
     assert await counts(store) == (0, 0)
+    assert await indexed_with(store, "nee") == 0
+
+
+async def indexed_with(store, trigram: str) -> int:
+    """Texts holding ``trigram`` according to the index itself (fts5vocab), not its content."""
+
+    def read(conn, ctx) -> int:
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.v USING fts5vocab(main, fts, row)")
+        row = conn.execute("SELECT doc FROM temp.v WHERE term = ?", (trigram,)).fetchone()
+        return 0 if row is None else row[0]
+
+    return await store._write(read)
 
 
 async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):

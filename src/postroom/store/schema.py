@@ -20,12 +20,12 @@ Layout choices (why):
 - Full-text search uses FTS5 with the trigram tokenizer and ``detail = none`` over each
   text's vocabulary (its distinct lower-cased words, textindex.py): the index knows which
   texts have a word containing each three-character sequence, not where, so the trigrams
-  inside a needle's words select candidates and a substring check of the stored text (kept
-  in the same row, unindexed) confirms them (search.py) — IMAP's case-insensitive substring
-  semantics (RFC 9051 §6.4.4) with an index about a sixth the size of a positional one, and
-  built from a vocabulary several times shorter than the text.  A stored message's text
-  first goes to ``fts_pending`` (a plain insert, cheap in the acknowledging commit) and is
-  moved into the index later, in bigger batches, by textindex.py; searches look in both.
+  inside a needle's words select candidates and a substring check of the stored text
+  (``texts``) confirms them (search.py) — IMAP's case-insensitive substring semantics
+  (RFC 9051 §6.4.4) with an index about a sixth the size of a positional one, and built from
+  a vocabulary several times shorter than the text.  The acknowledging commit writes the
+  text once, into ``texts``, and its id into ``fts_pending``; textindex.py indexes pending
+  texts later, in bigger batches; searches check pending texts directly.
 """
 
 from __future__ import annotations
@@ -202,15 +202,42 @@ _V3 = """
 DROP TRIGGER messages_flags;
 """
 
-# Index each text's vocabulary instead of the whole text (trigrams of 100 KB of prose cost
-# FTS5 about 18 ms; of its distinct words, a few).  Indexed texts go back to fts_pending, so
-# the background indexer rebuilds the index while searches check them directly meanwhile.
+# Texts are written once, into ``texts``, and the index covers each text's vocabulary
+# instead of the whole text: trigrams of 100 KB of prose cost FTS5 about 18 ms, of its
+# distinct words a few, and the text no longer passes through fts_pending into the index's
+# own copy.  The index's content is ``text_words`` (FTS5 external content, kept in step by
+# text_words_delete).  Every existing text is pending again, so the background indexer
+# rebuilds the index while searches check those texts directly meanwhile.
 _V4 = """
-INSERT OR IGNORE INTO fts_pending (blob, headers, body) SELECT rowid, headers, body FROM fts;
-DROP TABLE fts;
-CREATE VIRTUAL TABLE fts USING fts5(
-    words, headers UNINDEXED, body UNINDEXED, tokenize = 'trigram', detail = none
+CREATE TABLE texts (
+    blob INTEGER PRIMARY KEY,
+    headers TEXT NOT NULL,
+    body TEXT NOT NULL
 );
+INSERT INTO texts (blob, headers, body) SELECT rowid, headers, body FROM fts;
+INSERT OR IGNORE INTO texts (blob, headers, body) SELECT blob, headers, body FROM fts_pending;
+DROP TABLE fts;
+DROP TABLE fts_pending;
+CREATE TABLE fts_pending (
+    blob INTEGER PRIMARY KEY
+);
+INSERT INTO fts_pending (blob) SELECT blob FROM texts;
+CREATE TABLE text_words (
+    blob INTEGER PRIMARY KEY,
+    words TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE fts USING fts5(
+    words, content = 'text_words', content_rowid = 'blob', tokenize = 'trigram', detail = none
+);
+CREATE TRIGGER text_words_delete AFTER DELETE ON text_words BEGIN
+    INSERT INTO fts (fts, rowid, words) VALUES ('delete', old.blob, old.words);
+END;
+DROP TRIGGER blobs_delete;
+CREATE TRIGGER blobs_delete AFTER DELETE ON blobs BEGIN
+    DELETE FROM text_words WHERE blob = old.id;
+    DELETE FROM fts_pending WHERE blob = old.id;
+    DELETE FROM texts WHERE blob = old.id;
+END;
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)

@@ -128,18 +128,23 @@ class _Compiler:
         columns = [column] if column else ["headers", "body"]
 
         def check() -> str:
-            tests = " OR ".join(f"pr_contains({c}, {self._param(text.lower())})" for c in columns)
+            tests = " OR ".join(f"pr_contains(t.{c}, {self._param(text.lower())})" for c in columns)
             return f"({tests})"
 
         # Parameters are numbered in the order the placeholders appear.
         query = trigram_query(text)
-        if query is not None:
-            match = self._param(query)
-            indexed = f"m.blob IN (SELECT rowid FROM fts WHERE fts MATCH {match} AND {check()})"
-        else:
-            indexed = f"m.blob IN (SELECT rowid FROM fts WHERE {check()})"
-        # Texts not yet moved into the index (textindex.py) are checked directly; there are few.
-        pending = f"m.blob IN (SELECT blob FROM fts_pending WHERE {check()})"
+        if query is None:  # nothing to look up: every text is checked
+            return f"m.blob IN (SELECT t.blob FROM texts t WHERE {check()})"
+        match = self._param(query)
+        indexed = (
+            "m.blob IN (SELECT t.blob FROM texts t"
+            f" WHERE t.blob IN (SELECT rowid FROM fts WHERE fts MATCH {match}) AND {check()})"
+        )
+        # Texts not indexed yet (textindex.py) are checked directly; there are few.
+        pending = (
+            "m.blob IN (SELECT t.blob FROM texts t"
+            f" WHERE t.blob IN (SELECT blob FROM fts_pending) AND {check()})"
+        )
         return f"({indexed} OR {pending})"
 
     def _body(self, node: q.Body) -> str:

@@ -783,9 +783,10 @@ class SqliteStore(Store):
             # We hold the write lock, so nobody can unlink it before our commit.
             ctx.sync.update(self._blobs.write(prepared.blob_id, prepared.data))
         conn.execute(
-            "INSERT INTO fts_pending (blob, headers, body) VALUES (?, ?, ?)",
+            "INSERT INTO texts (blob, headers, body) VALUES (?, ?, ?)",
             (blob, prepared.headers_text, prepared.body_text),
         )
+        conn.execute("INSERT INTO fts_pending (blob) VALUES (?)", (blob,))
         ctx.background += 1
         return blob
 

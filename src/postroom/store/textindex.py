@@ -3,8 +3,8 @@
 Indexing a message's text costs about one trigram per character, far more than the rest of
 storing it, and FTS5 writes a new index segment at every savepoint, so indexing inside each
 acknowledging operation made the index the bottleneck of ingest and let one huge text stall
-every other writer.  Instead the acknowledging commit only inserts the text into
-``fts_pending``; the writer thread calls :func:`index_step` when it has nothing else to do
+every other writer.  Instead the acknowledging commit only stores the text (``texts``) and
+its id in ``fts_pending``; the writer thread calls :func:`index_step` when it has nothing else to do
 (and every few batches under sustained load, so the backlog stays bounded), each step a
 bounded chunk in its own transaction.  Searches look at the index and at the pending texts,
 so a message is found from the moment its append returned.
@@ -49,16 +49,17 @@ def index_step(conn: sqlite3.Connection) -> int:
             rows = []
             chars = 0
             for blob, headers, body in conn.execute(
-                "SELECT blob, headers, body FROM fts_pending ORDER BY blob LIMIT ?", (STEP_ROWS,)
+                "SELECT p.blob, ifnull(t.headers, ''), ifnull(t.body, '')"
+                " FROM fts_pending p LEFT JOIN texts t USING (blob) ORDER BY p.blob LIMIT ?",
+                (STEP_ROWS,),
             ):
                 if rows and chars + len(body) > STEP_CHARS:
                     break
                 rows.append((blob, headers, body))
                 chars += len(headers) + len(body)
-            conn.executemany(
-                "INSERT INTO fts (rowid, words, headers, body) VALUES (?, ?, ?, ?)",
-                [(blob, vocabulary(headers, body), headers, body) for blob, headers, body in rows],
-            )
+            words = [(blob, vocabulary(headers, body)) for blob, headers, body in rows]
+            conn.executemany("INSERT INTO text_words (blob, words) VALUES (?, ?)", words)
+            conn.executemany("INSERT INTO fts (rowid, words) VALUES (?, ?)", words)
             conn.executemany("DELETE FROM fts_pending WHERE blob = ?", [(r[0],) for r in rows])
             left = conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
             conn.execute("COMMIT")
