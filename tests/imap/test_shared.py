@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from postroom.imap import shared
+from postroom.store.base import NotFound
 from postroom.store.sqlite import SqliteStore
 
 
@@ -77,3 +78,25 @@ async def test_cancelled_asker_does_not_fail_the_others(store, inbox):
     results = await asyncio.gather(*others)
     assert all(len(r.changed) == 1 for r in results)
     assert first.cancelled()
+
+
+async def test_ask_answers_every_callback_from_one_query(store, inbox):
+    since = (await store.status(inbox.id)).highestmodseq
+    await store.append(inbox.id, _message(1))
+    answers: list = []
+    for _ in range(5):
+        shared.ask(store, inbox.id, since, answers.append)
+    missing: list = []
+    shared.ask(store, inbox.id + 1000, since, missing.append)
+    while len(answers) < 5 or not missing:
+        await asyncio.sleep(0.01)
+    assert all(a is answers[0] for a in answers) and len(answers[0].changed) == 1
+    assert isinstance(missing[0], NotFound)  # errors are handed over, not raised
+
+
+async def test_reserved_claim_given_up_is_claimed_by_the_next_session(store, inbox):
+    last = (await store.append(inbox.id, _message(1))).uid
+    assert shared.reserve_recent(store, inbox.id, inbox.uidvalidity, last)
+    assert not shared.reserve_recent(store, inbox.id, inbox.uidvalidity, last)  # one claimer
+    shared.release_recent(store, inbox.id, inbox.uidvalidity, last)  # it went away unclaimed
+    assert await shared.claim_recent(store, inbox.id, inbox.uidvalidity, last) == [last]

@@ -4,7 +4,8 @@ sessions' changes at the moments RFC 9051 §7.5.1 allows.
 
 Commands of the authenticated state live in ``mailboxes``, those of the selected state in
 ``messages``; this module holds the connection loop, the not-authenticated commands, ENABLE,
-ID, NOOP, IDLE and the change synchronisation every command ends with.
+ID, NOOP, IDLE (its parked sessions in ``idle``) and the change synchronisation every
+command ends with.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from postroom.imap import response, shared
 from postroom.imap.core import Close, Core, Execute, Send, State
 from postroom.imap.deflate import Deflate, DeflateError
 from postroom.imap.framer import Line
+from postroom.imap.idle import Idler
 from postroom.imap.parser import Authenticate, Command, IdArgs, Login
 from postroom.imap.view import MailboxView
 from postroom.net.connection import Connection, ConnectionClosed
@@ -52,7 +54,6 @@ class Session:
         self.condstore = False  # RFC 7162 §3.1: enabled by ENABLE or any enabling command
         self.qresync = False
         self.view_changed = False  # changed by this session: sync without sharing the query
-        self.woken = -1  # highest modseq of notifications IDLE consumed but did not sync yet
         self.own_modseqs: set[int] = set()  # modseqs of this session's own flag changes
         self.deflate: Deflate | None = None  # COMPRESS=DEFLATE is active (RFC 4978)
         self._out: list[bytes] = []
@@ -67,9 +68,9 @@ class Session:
         self._out.append(data)
         self._queued += len(data)
         if self._queued >= OUTPUT_CHUNK:
-            self._push()
+            self.push()
 
-    def _push(self) -> None:
+    def push(self) -> None:
         if self._out:
             data = b"".join(self._out)
             self._out.clear()
@@ -78,8 +79,12 @@ class Session:
                 data = self.deflate.compress(data)
             self.conn.write_nowait(data)
 
+    def backlogged(self) -> bool:
+        """Whether more than a chunk of output waits for the client to read it."""
+        return self.conn.writer.transport.get_write_buffer_size() > OUTPUT_CHUNK
+
     async def flush(self) -> None:
-        self._push()
+        self.push()
         await self.conn.drain()
 
     # -- capabilities --------------------------------------------------------------------
@@ -202,13 +207,13 @@ class Session:
         self.send(tagged)
 
     # -- change synchronisation ----------------------------------------------------------
-    def _drain_events(self) -> tuple[bool, int | None]:
+    def drain_events(self) -> tuple[bool, int | None]:
         """Whether the selected mailbox changed since the last sync (RFC 9051 §5.2), and the
         highest modseq the resynchronisation must reach (None: unknown, query alone)."""
         sub, view = self.sub, self.view
         if sub is None or view is None:
             return False, None
-        need: int | None = self.woken
+        need: int | None = -1
         for change in sub.drain():
             if self.note_change(change) and need is not None:
                 need = max(need, change.modseq)
@@ -217,7 +222,6 @@ class Session:
             need = None
         changed = need is None or need >= 0
         self.view_changed = False
-        self.woken = -1
         return changed, need
 
     def note_change(self, change: Change) -> bool:
@@ -245,7 +249,7 @@ class Session:
         view = self.view
         if view is None:
             return
-        changed, need = self._drain_events()
+        changed, need = self.drain_events()
         if not changed and not force:
             if allow_expunge and view.pending_expunge:
                 for line in view.expunge(sorted(view.pending_expunge)):
@@ -258,15 +262,20 @@ class Session:
         if len(view) > before and not self.rev2 and not view.readonly:
             await self.claim_recent()
 
-    async def claim_recent(self) -> None:
+    async def claim_recent(self, reserved: int | None = None) -> None:
         """\\Recent for IMAP4rev1 sessions (RFC 3501 §2.3.2): the first session to see a new
-        message gets it."""
+        message gets it.  ``reserved``: ``shared.reserve_recent`` already made this session
+        the one to claim up to that UID."""
         view = self.view
         assert view is not None
-        last = view.uids[-1] if view.uids else 0
-        view.recent.update(
-            await shared.claim_recent(self.store, view.mailbox_id, view.uidvalidity, last)
-        )
+        if reserved is None:
+            last = view.uids[-1] if view.uids else 0
+            claimed = await shared.claim_recent(self.store, view.mailbox_id, view.uidvalidity, last)
+        else:
+            claimed = await shared.claim_reserved(
+                self.store, view.mailbox_id, view.uidvalidity, reserved
+            )
+        view.recent.update(claimed)
         self.send(b"* %d RECENT\r\n" % len(view.recent))
 
     # -- login ---------------------------------------------------------------------------
@@ -414,7 +423,12 @@ async def cmd_idle(s: Session, cmd: Command) -> bytes:
     s.core.expect_line()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + s.conn.idle_timeout
+    idler = Idler(s, loop)
+    timer = loop.call_later(IDLE_HEARTBEAT, idler.beat)
     reader: asyncio.Task[bytes] | None = None
+    sub = s.sub
+    if sub is not None:
+        sub.listener = idler.on_change
     try:
         while True:
             event = s.core.next_event()
@@ -425,38 +439,36 @@ async def cmd_idle(s: Session, cmd: Command) -> bytes:
             if isinstance(event, Close):
                 s.send(event.data)
                 raise SessionEnded
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if loop.time() >= deadline:
                 raise TimeoutError
             if reader is None:
-                reader = asyncio.ensure_future(s.read(remaining))
-            waits: set[asyncio.Future] = {reader}
-            getter = None
-            if s.sub is not None:
-                getter = asyncio.ensure_future(s.sub.get())
-                waits.add(getter)
-            done, _ = await asyncio.wait(
-                waits, timeout=min(IDLE_HEARTBEAT, remaining), return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter is not None:
-                if getter in done:
-                    change = getter.result()
-                    if s.note_change(change):
-                        s.woken = max(s.woken, change.modseq)
-                else:
-                    getter.cancel()
-            if reader in done:
-                data = reader.result()
+                reader = asyncio.ensure_future(s.read(deadline - loop.time()))
+                reader.add_done_callback(idler.wake)
+            if not (reader.done() or (sub is not None and sub.pending) or idler.beat_due):
+                await idler.park()
+            if idler.reserved is not None:
+                last, idler.reserved = idler.reserved, None
+                await s.claim_recent(reserved=last)
+            if reader.done():
+                data = reader.result()  # TimeoutError at the deadline
                 reader = None
                 s.core.feed(data)
-            elif not done and loop.time() < deadline:
+            if idler.beat_due:
+                idler.beat_due = False
                 s.send(response.untagged("OK Still here"))
+                timer = loop.call_later(IDLE_HEARTBEAT, idler.beat)
             if s.view is not None:
                 await s.sync(allow_expunge=True)
             await s.flush()
     finally:
+        timer.cancel()
+        if sub is not None:
+            sub.listener = None
         if reader is not None:
             reader.cancel()
+        view = s.view
+        if idler.reserved is not None and view is not None:
+            shared.release_recent(s.store, view.mailbox_id, view.uidvalidity, idler.reserved)
 
 
 async def cmd_compress(s: Session, cmd: Command) -> bytes:
