@@ -254,10 +254,7 @@ def serve_postroom(data_dir: str, count: int) -> None:
         filled = time.perf_counter() - start
         # Measure searches in the steady state, as Dovecot's: once the text index (built in
         # the background after each delivery) has caught up with the fill.
-        while await store._read(
-            lambda conn: conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
-        ):
-            await asyncio.sleep(0.1)
+        await store.text_index_settled()
         print(f"FILLED {filled:.1f} INDEXED {time.perf_counter() - start:.1f}", flush=True)
         print(f"PORT {port} {server.app.tls.cert_path} {server.app.tls.key_path}", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -281,13 +281,7 @@ def serve_postroom(folder: str) -> None:
 
         async def settle() -> int:
             """Until the text index has caught up (the store indexes in the background)."""
-            for _ in range(6000):
-                pending = await store._read(
-                    lambda conn: conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
-                )
-                if not pending:
-                    break
-                await asyncio.sleep(0.05)
+            await store.text_index_settled()
             return 0
 
         await child_loop(server.port("smtp"), count, settle)

@@ -134,13 +134,7 @@ async def footprint(root: Path) -> tuple[float, float]:
     store = SqliteStore(root)
     await store.open()
     try:
-        for _ in range(600):
-            pending = await store._read(
-                lambda conn: conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
-            )
-            if not pending:
-                break
-            await asyncio.sleep(0.1)
+        await store.text_index_settled()
         count = (await store.usage(1)).messages
     finally:
         await store.close()

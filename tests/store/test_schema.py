@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 import pytest
@@ -99,13 +98,7 @@ async def test_version_4_moves_texts_out_of_the_index(tmp_path):
     try:
         assert await store.search(inbox.id, q.Body("OLD WAY")) == [1]
         assert await store.search(inbox.id, q.Body("pending")) == [2]
-        for _ in range(500):
-            left = await store._read(
-                lambda c: c.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
-            )
-            if not left:
-                break
-            await asyncio.sleep(0.01)
+        assert await store.text_index_settled(timeout=10)
         words = await store._read(
             lambda c: c.execute("SELECT words FROM text_words ORDER BY blob").fetchall()
         )

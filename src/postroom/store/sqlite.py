@@ -717,6 +717,19 @@ class SqliteStore(Store):
             ]
         )
 
+    async def text_index_settled(self, timeout: float = 600.0) -> bool:
+        """Wait until every stored text is in the full-text index (it is built in the
+        background: benchmarks and tests measure the steady state); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self._read(
+            lambda conn: conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
+        ):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     async def status(self, mailbox_id: int) -> MailboxStatus:
         def read(conn: sqlite3.Connection) -> MailboxStatus:
             row = conn.execute(
