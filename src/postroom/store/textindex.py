@@ -4,9 +4,9 @@ Indexing a message's text costs about one trigram per character, far more than t
 storing it, and FTS5 writes a new index segment at every savepoint, so indexing inside each
 acknowledging operation made the index the bottleneck of ingest and let one huge text stall
 every other writer.  Instead the acknowledging commit only stores the text (``texts``) and
-its id in ``fts_pending``; the writer thread calls :func:`index_step` when it has nothing else to do
-(and every few batches under sustained load, so the backlog stays bounded), each step a
-bounded chunk in its own transaction.  Searches look at the index and at the pending texts,
+its id in ``fts_pending``; the writer thread calls :func:`index_step` when it has nothing
+else to do (and every few batches under sustained load, so the backlog stays bounded), each
+step a bounded chunk in its own transaction.  Searches look at the index and at the pending texts,
 so a message is found from the moment its append returned.
 """
 

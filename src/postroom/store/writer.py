@@ -195,7 +195,6 @@ class Writer:
                 fsync_dir(directory)
             released = _release_unreferenced(conn)
             conn.execute("COMMIT")
-            self._checkpointer.after_commit(conn)
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -203,6 +202,8 @@ class Writer:
             error = StoreError(f"the store could not commit: {exc}")
             outcomes = [(item, None, error, OpContext()) for item in batch]
             released = []
+        else:
+            self._checkpointer.after_commit(conn)
         self.batches += 1
         unlink = set(released)
         for item, _, exc, _ in outcomes:
