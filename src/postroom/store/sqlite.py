@@ -756,7 +756,7 @@ class SqliteStore(Store):
 
     # -- messages: storing ---------------------------------------------------------------
     def _prepare(self, data: bytes) -> _Prepared:
-        """Parse once, and write the blob file of a large message (in an I/O thread then)."""
+        """Parse once; for a message kept in a file, also write the file (then on an I/O thread)."""
         blob_id = blobfiles.digest(data)
         parsed = mime.parse(
             data, max_depth=self.limits.mime_depth, max_fields=self.limits.mime_headers
