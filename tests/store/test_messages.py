@@ -19,6 +19,28 @@ from postroom.store.sqlite import INLINE_MAX, SqliteStore
 from tests.store.conftest import message, stored_blobs
 
 
+async def test_fetch_ranges_gaps_and_scattered_uids(store, inbox):
+    """Dense ranges (read as one key range), ranges with gaps, scattered and repeated UIDs,
+    in any order: always exactly the messages asked for that exist, in UID order."""
+    for n in range(1, 31):
+        await store.append(inbox.id, message(n))
+    await store.store_flags(inbox.id, [5, 6, 20], FlagMode.ADD, ["\\Deleted"])
+    await store.expunge(inbox.id)
+    cases = [
+        (list(range(1, 31)), [u for u in range(1, 31) if u not in (5, 6, 20)]),
+        ([9, 3, 4, 8, 7], [3, 4, 7, 8, 9]),
+        ([2, 2, 3], [2, 3]),
+        ([1, 30], [1, 30]),
+        ([4, 5, 6, 7], [4, 7]),
+        ([], []),
+        ([25, 99, 1000], [25]),
+    ]
+    for asked, found in cases:
+        assert [m.uid for m in await store.fetch(inbox.id, asked)] == found, asked
+    with pytest.raises(NotFound):
+        await store.fetch(9999, [])
+
+
 async def test_append_fetch_read_blob(store, inbox):
     data = message(1, subject="Greetings")
     result = await store.append(inbox.id, data, ["\\Seen", "$Label"], internaldate=1700000000.5)
