@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import marshal
+
 import pytest
 
 from postroom.mime import ParsedMessage, parse
@@ -147,3 +149,21 @@ def test_stored_form_round_trips_with_and_without_text():
     assert (r.envelope, r.body, r.parts, r.text) == (p.envelope, p.body, p.parts, "")
     with pytest.raises(ValueError):
         ParsedMessage.from_bytes(b"junk")
+
+
+def test_stored_form_of_earlier_releases_still_loads():
+    """PRM1 (before the ENVELOPE was stored first): one marshal'ed tuple, then the text."""
+    p = parse(RFC3501_HEADER + b"Hello\r\n")
+    head = marshal.dumps(
+        (p.envelope, p.bodystructure, p.body, p.headers, p.sent_date, p.preview, p.parts), 4
+    )
+    old = b"PRM1" + len(head).to_bytes(4, "big") + head + b"Hello\r\n"
+    q = ParsedMessage.from_bytes(old)
+    assert q == p and q.text == "Hello\r\n"
+
+
+def test_envelope_loads_without_decoding_the_rest():
+    p = parse(RFC3501_HEADER + b"Hello\r\n")
+    q = ParsedMessage.from_bytes(p.to_bytes())
+    assert q.envelope == p.envelope and q._rest is None
+    assert q.bodystructure == p.bodystructure and q._rest is not None

@@ -1,14 +1,15 @@
 """Parse once, at delivery (DESIGN principle 4): everything FETCH and SEARCH need, precomputed.
 
 :func:`parse` never raises. :class:`ParsedMessage` is stored per message with
-:meth:`ParsedMessage.to_bytes`: a marshal'ed tuple of the ready-made wire forms and the part
-offsets, followed by the index text, which is decoded only when asked for, so loading many
-ENVELOPEs costs little.
+:meth:`ParsedMessage.to_bytes`: the ENVELOPE, then a marshal'ed tuple of the other ready-made
+wire forms and the part offsets, then the index text; each part is decoded only when asked
+for, so loading many ENVELOPEs costs little.
 """
 
 from __future__ import annotations
 
 import marshal
+import struct
 
 from postroom.mime.bodystructure import build
 from postroom.mime.dates import parse_date
@@ -33,26 +34,21 @@ INDEXED = (
     b"reply-to",
 )
 
-_MAGIC = b"PRM1"
+_MAGIC = b"PRM2"
+_MAGIC_1 = b"PRM1"  # the form before PRM2, still read
+_u32 = struct.Struct(">I").unpack_from
 
 # (header_start, body_start, body_end, kind, encoding, children) per part, root first
 PartOffsets = tuple[int, int, int, int, str, tuple[int, ...]]
 
 
 class ParsedMessage:
-    """What a stored message is known by: wire forms, header index, date, preview, text."""
+    """What a stored message is known by: wire forms, header index, date, preview, text.
 
-    __slots__ = (
-        "envelope",
-        "bodystructure",
-        "body",
-        "headers",
-        "sent_date",
-        "preview",
-        "parts",
-        "_text",
-        "_raw_text",
-    )
+    Loaded from its stored form, the ENVELOPE is at hand at once and the rest is decoded on
+    first use: FETCH of many ENVELOPEs (every client's message list) decodes nothing else."""
+
+    __slots__ = ("envelope", "_rest", "_stored", "_text", "_raw_text")
 
     def __init__(
         self,
@@ -67,47 +63,85 @@ class ParsedMessage:
         raw_text: bytes | memoryview = b"",
     ) -> None:
         self.envelope = envelope
-        self.bodystructure = bodystructure
-        self.body = body
-        self.headers = headers
-        self.sent_date = sent_date
-        self.preview = preview
-        self.parts = parts
+        self._rest: tuple | None = (bodystructure, body, headers, sent_date, preview, parts)
+        self._stored: tuple[bytes, int] | None = None  # (stored form, offset of the rest)
         self._text = text
         self._raw_text = raw_text
+
+    def _decoded(self) -> tuple:
+        if self._rest is None:
+            assert self._stored is not None
+            data, at = self._stored
+            end = at + 4 + _u32(data, at)[0]
+            self._rest = marshal.loads(memoryview(data)[at + 4 : end])
+            self._raw_text = memoryview(data)[end:]
+            self._stored = None
+        return self._rest
+
+    @property
+    def bodystructure(self) -> bytes:
+        return self._decoded()[0]
+
+    @property
+    def body(self) -> bytes:
+        return self._decoded()[1]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._decoded()[2]
+
+    @property
+    def sent_date(self) -> float | None:
+        return self._decoded()[3]
+
+    @property
+    def preview(self) -> str:
+        return self._decoded()[4]
+
+    @property
+    def parts(self) -> tuple[PartOffsets, ...]:
+        return self._decoded()[5]
 
     @property
     def text(self) -> str:
         """Decoded text of the text/* parts, bounded, for the full-text index."""
         if self._text is None:
+            self._decoded()
             self._text = str(self._raw_text, "utf-8")
         return self._text
 
     def to_bytes(self, *, with_text: bool = True) -> bytes:
-        """The stored form. ``with_text=False`` leaves the index text out (for a store that
-        keeps it in its full-text index anyway); such a form loads with an empty ``text``."""
-        head = marshal.dumps(
-            (
-                self.envelope,
-                self.bodystructure,
-                self.body,
-                self.headers,
-                self.sent_date,
-                self.preview,
-                self.parts,
-            ),
-            4,
-        )
+        """The stored form: the ENVELOPE, the rest marshal'ed, then the index text.
+        ``with_text=False`` leaves the text out (for a store that keeps it in its full-text
+        index anyway); such a form loads with an empty ``text``."""
+        head = marshal.dumps(self._decoded(), 4)
         text = self.text.encode("utf-8") if with_text else b""
-        return _MAGIC + len(head).to_bytes(4, "big") + head + text
+        return b"".join(
+            (
+                _MAGIC,
+                len(self.envelope).to_bytes(4, "big"),
+                self.envelope,
+                len(head).to_bytes(4, "big"),
+                head,
+                text,
+            )
+        )
 
     @classmethod
     def from_bytes(cls, b: bytes) -> ParsedMessage:
-        if not b.startswith(_MAGIC) or len(b) < 8:
-            raise ValueError("not a stored ParsedMessage")
-        size = int.from_bytes(b[4:8], "big")
-        env, bs, body, hdrs, date, preview, parts = marshal.loads(b[8 : 8 + size])
-        return cls(env, bs, body, hdrs, date, preview, None, parts, memoryview(b)[8 + size :])
+        magic = b[:4]
+        if magic == _MAGIC and len(b) >= 12:
+            end = 8 + _u32(b, 4)[0]
+            msg = cls.__new__(cls)
+            msg.envelope = b[8:end]
+            msg._rest, msg._stored, msg._text, msg._raw_text = None, (b, end), None, b""
+            return msg
+        if magic == _MAGIC_1 and len(b) >= 8:  # written before the envelope came first
+            size = _u32(b, 4)[0]
+            view = memoryview(b)
+            env, bs, body, hdrs, date, preview, parts = marshal.loads(view[8 : 8 + size])
+            return cls(env, bs, body, hdrs, date, preview, None, parts, view[8 + size :])
+        raise ValueError("not a stored ParsedMessage")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ParsedMessage):
