@@ -7,6 +7,7 @@ reply injection.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -38,16 +39,23 @@ class Reply:
 
     def to_bytes(self) -> bytes:
         """Multiline replies use "code-" on every line but the last (RFC 5321 §4.2.1)."""
-        lines = self.lines or ("",)
-        prefix = f"{self.status} " if self.status else ""
-        out = []
-        for i, line in enumerate(lines):
-            sep = " " if i == len(lines) - 1 else "-"
-            out.append(f"{self.code}{sep}{prefix}{sanitize(line)}".rstrip(" ") + "\r\n")
-        return "".join(out).encode("utf-8")
+        return _serialized(self)
 
     def __str__(self) -> str:
         return f"{self.code} {self.status or ''} {' / '.join(self.lines)}".replace("  ", " ")
+
+
+@functools.lru_cache(maxsize=512)
+def _serialized(reply: Reply) -> bytes:
+    """Most replies are the same few (the greeting, the EHLO list, "250 2.1.0 Sender ok"),
+    serialised once rather than for every session and command."""
+    lines = reply.lines or ("",)
+    prefix = f"{reply.status} " if reply.status else ""
+    out = []
+    for i, line in enumerate(lines):
+        sep = " " if i == len(lines) - 1 else "-"
+        out.append(f"{reply.code}{sep}{prefix}{sanitize(line)}".rstrip(" ") + "\r\n")
+    return "".join(out).encode("utf-8")
 
 
 # The replies the core and the glue share, named once so tests and code agree on codes.
