@@ -30,7 +30,8 @@ HEADER_COLUMNS = {
 _FLAG_BITS_FOLDED = {name.lower(): bit for name, bit in FLAG_BITS.items()}
 # Beyond this many UID ranges the ranges are passed as one JSON parameter.
 _INLINE_RANGES = 16
-# FTS5's trigram tokenizer indexes sequences of this many characters; shorter needles scan.
+# FTS5's trigram tokenizer indexes sequences of this many characters; a needle without a
+# word this long is checked against every text.
 TRIGRAM = 3
 # Trigrams of a long needle used to select candidates (more narrow them little).
 MAX_TRIGRAMS = 16

@@ -141,6 +141,7 @@ class SqliteStore(Store):
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
         self._writer: Writer | None = None
+        self._checkpointer: Checkpointer | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._io_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -219,7 +220,9 @@ class SqliteStore(Store):
             await asyncio.gather(*self._delivering, return_exceptions=True)
         writer, self._writer = self._writer, None
         await asyncio.to_thread(writer.stop)
-        await asyncio.to_thread(self._checkpointer.stop)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         pools = (self._io_pool, self._read_pool)
         self._io_pool = self._read_pool = None
         for pool in pools:
