@@ -10,6 +10,7 @@ from postroom.store import query as q
 from postroom.store import schema
 from postroom.store.base import FlagMode
 from postroom.store.sqlite import DB_NAME, SqliteStore
+from postroom.store.textindex import BODY_TEXT
 
 
 def test_migrate_fresh_database(tmp_path):
@@ -73,7 +74,7 @@ async def test_version_4_moves_texts_out_of_the_index(tmp_path):
         await store.close()
     # Back to version 3's layout: the first text indexed whole, the second pending.
     conn = sqlite3.connect(folder / DB_NAME, isolation_level=None)
-    rows = conn.execute("SELECT blob, headers, body FROM texts ORDER BY blob").fetchall()
+    rows = conn.execute(f"SELECT blob, headers, {BODY_TEXT} FROM texts t ORDER BY blob").fetchall()
     for statement in (
         "DROP TRIGGER blobs_delete",
         "DROP TRIGGER text_words_delete",

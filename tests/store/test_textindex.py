@@ -111,3 +111,31 @@ async def test_backlog_is_bounded_under_sustained_writes(tmp_path, monkeypatch):
             assert pending <= 6
     finally:
         await store.close()
+
+
+async def stored_texts(store) -> list[tuple[str, int | None]]:
+    return await store._read(
+        lambda conn: conn.execute("SELECT body, body_at FROM texts ORDER BY blob").fetchall()
+    )
+
+
+async def test_a_raw_body_is_not_stored_twice(store, inbox):
+    """A plain body that is its own text is read from the stored message (schema version 5);
+    searches find it whether the text is indexed yet or not."""
+    plain = b"Subject: plain\r\n\r\nGr\xc3\xbc\xc3\x9fe, caf\xc3\xa9 needle\r\n"
+    quoted = (
+        b"Subject: qp\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 needle\r\n"
+    )
+    latin1 = b"Subject: latin\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncaf\xe9 needle\r\n"
+    for data in (plain, quoted, latin1):
+        await store.append(inbox.id, data)
+    pending = [await store.search(inbox.id, q.Body(w)) for w in ("CAFÉ NEE", "grüße", "needle")]
+    in_db = len(plain) <= store.inline_max  # a message in a file keeps its text copy
+    assert await stored_texts(store) == [
+        ("", plain.index(b"\r\n\r\n") + 4) if in_db else ("Grüße, café needle\r\n", None),
+        ("café needle\r\n", None),
+        ("caf\ufffd needle\r\n", None),
+    ]
+    await wait_indexed(store, 3)
+    indexed = [await store.search(inbox.id, q.Body(w)) for w in ("CAFÉ NEE", "grüße", "needle")]
+    assert pending == indexed == [[1, 2], [1], [1, 2, 3]]

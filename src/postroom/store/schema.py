@@ -240,7 +240,14 @@ CREATE TRIGGER blobs_delete AFTER DELETE ON blobs BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Most mail's body text is its raw body as it is (plain text, 7bit or 8bit, UTF-8 or ASCII):
+# such a text is not written a second time.  ``body_at`` then says where in the stored
+# message (blob_data) the text starts, and ``body`` is empty (textindex.BODY_TEXT reads it).
+_V5 = """
+ALTER TABLE texts ADD COLUMN body_at INTEGER;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 VERSION = len(MIGRATIONS)
 

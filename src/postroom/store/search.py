@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from postroom.store import query as q
 from postroom.store.schema import FLAG_BITS, SEEN
-from postroom.store.textindex import WORD
+from postroom.store.textindex import BODY_TEXT, WORD
 
 # Header fields kept as columns of blobs (case-folded); others are read from the message.
 HEADER_COLUMNS = {
@@ -129,7 +129,11 @@ class _Compiler:
         columns = [column] if column else ["headers", "body"]
 
         def check() -> str:
-            tests = " OR ".join(f"pr_contains(t.{c}, {self._param(text.lower())})" for c in columns)
+            tests = " OR ".join(
+                f"pr_contains({BODY_TEXT if c == 'body' else 't.' + c},"
+                f" {self._param(text.lower())})"
+                for c in columns
+            )
             return f"({tests})"
 
         # Parameters are numbered in the order the placeholders appear.

@@ -112,8 +112,9 @@ _ACCOUNT_COLUMNS = "id, address, quota"
 
 
 @dataclass(slots=True)
-class _Prepared:
-    """A message parsed and written to its blob file, ready for the metadata commit."""
+class Prepared:
+    """A message parsed (and, when kept in a file, written to it), ready for the metadata
+    commit.  SMTP worker processes make it and send it to the process that commits."""
 
     blob_id: str
     data: bytes
@@ -122,7 +123,8 @@ class _Prepared:
     meta: bytes
     columns: tuple[Any, ...]  # subject, from, to, cc, bcc, message-id, sent date, sent day
     headers_text: str
-    body_text: str
+    body_text: str  # empty when body_at says where the stored message holds it as it is
+    body_at: int | None
 
 
 class SqliteStore(Store):
@@ -133,11 +135,14 @@ class SqliteStore(Store):
         limits: Limits | None = None,
         *,
         inline_max: int = INLINE_MAX,
+        lookups_only: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.notifier = notifier if notifier is not None else InProcessNotifier()
         self.limits = limits if limits is not None else Limits()
         self.inline_max = inline_max
+        # An SMTP worker process: reads only; its deliveries go to the process that writes.
+        self.lookups_only = lookups_only
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
         self._writer: Writer | None = None
@@ -155,10 +160,13 @@ class SqliteStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
-        if self._writer is not None:
+        if self._writer is not None or self._read_pool is not None:
             return
-        await asyncio.to_thread(self._open_sync)
+        if not self.lookups_only:
+            await asyncio.to_thread(self._open_sync)
         self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="postroom-read")
+        if self.lookups_only:
+            return
         self._io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="postroom-blob")
         self._checkpointer = Checkpointer(self._connect)
         self._checkpointer.start()
@@ -213,13 +221,14 @@ class SqliteStore(Store):
         return removed
 
     async def close(self) -> None:
-        if self._writer is None:
+        if self._writer is None and self._read_pool is None:
             return
         self._closing = True
         while self._delivering:
             await asyncio.gather(*self._delivering, return_exceptions=True)
         writer, self._writer = self._writer, None
-        await asyncio.to_thread(writer.stop)
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
@@ -758,8 +767,9 @@ class SqliteStore(Store):
         return await self._read(read)
 
     # -- messages: storing ---------------------------------------------------------------
-    def _prepare(self, data: bytes) -> _Prepared:
-        """Parse once; for a message kept in a file, also write the file (then on an I/O thread)."""
+    def prepare(self, data: bytes, *, write: bool = True) -> Prepared:
+        """Parse once; for a message kept in a file, also write the file (then on an I/O
+        thread) unless ``write`` is false (a worker process leaves that to the writer's)."""
         blob_id = blobfiles.digest(data)
         parsed = mime.parse(
             data, max_depth=self.limits.mime_depth, max_fields=self.limits.mime_headers
@@ -773,11 +783,16 @@ class SqliteStore(Store):
         )
         headers_text = "\n".join([*headers.values(), *_searchable_fields(data)])
         inline = len(data) <= self.inline_max
-        dirs = () if inline else self._blobs.write(blob_id, data)
+        dirs = () if inline or not write else self._blobs.write(blob_id, data)
         meta = parsed.to_bytes(with_text=False)
-        return _Prepared(blob_id, data, inline, dirs, meta, columns, headers_text, parsed.text)
+        text = parsed.text
+        body_at = _raw_text_at(data, parsed.parts[0][1], text) if inline else None
+        body_text = "" if body_at is not None else text
+        return Prepared(
+            blob_id, data, inline, dirs, meta, columns, headers_text, body_text, body_at
+        )
 
-    def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: _Prepared) -> int:
+    def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: Prepared) -> int:
         """The blobs row of a prepared message, created with its parse results if new."""
         row = conn.execute(
             "INSERT INTO blobs (sha256, meta, subject, from_addr, to_addr, cc_addr, bcc_addr,"
@@ -799,8 +814,8 @@ class SqliteStore(Store):
             # We hold the write lock, so nobody can unlink it before our commit.
             ctx.sync.update(self._blobs.write(prepared.blob_id, prepared.data))
         conn.execute(
-            "INSERT INTO texts (blob, headers, body) VALUES (?, ?, ?)",
-            (blob, prepared.headers_text, prepared.body_text),
+            "INSERT INTO texts (blob, headers, body, body_at) VALUES (?, ?, ?, ?)",
+            (blob, prepared.headers_text, prepared.body_text, prepared.body_at),
         )
         conn.execute("INSERT INTO fts_pending (blob) VALUES (?)", (blob,))
         ctx.background += 1
@@ -837,20 +852,30 @@ class SqliteStore(Store):
         self, targets: Sequence[Delivery], data: bytes, internaldate: float | None = None
     ) -> list[AppendResult]:
         """All or nothing: one blob, one commit; OverQuota names the first account over."""
+        return await self.deliver_prepared(targets, bytes(data), internaldate)
+
+    async def deliver_prepared(
+        self,
+        targets: Sequence[Delivery],
+        message: bytes | Prepared,
+        internaldate: float | None = None,
+    ) -> list[AppendResult]:
+        """``deliver`` for a message given as bytes or already prepared (by an SMTP worker
+        process, from ``prepare(data, write=False)``)."""
         if not targets:
             raise Invalid("no delivery target")
-        data = bytes(data)
+        data = message.data if isinstance(message, Prepared) else message
         self._check_size(data)
         parsed_flags = [_parse_flags(t.flags) for t in targets]
         when = time.time() if internaldate is None else float(internaldate)
-        if self._closing:
-            raise StoreError("the store is closing")
+        if self._closing or self.lookups_only:
+            raise StoreError("the store is closing" if self._closing else "the store is read-only")
         if len(data) > self.inline_max:
             await self._precheck([t.mailbox_id for t in targets], len(data))
         # Once the blob is being written, finish even if the caller goes away: the commit
         # either happens or the writer removes the file (no orphan left behind).  close()
         # waits for these.
-        task = asyncio.ensure_future(self._deliver(targets, parsed_flags, data, when))
+        task = asyncio.ensure_future(self._deliver(targets, parsed_flags, message, when))
         self._delivering.add(task)
         task.add_done_callback(self._delivered)
         return await asyncio.shield(task)
@@ -864,20 +889,27 @@ class SqliteStore(Store):
         self,
         targets: Sequence[Delivery],
         parsed_flags: list[tuple[int, dict[str, str]]],
-        data: bytes,
+        message: bytes | Prepared,
         when: float,
     ) -> list[AppendResult]:
         try:
-            # A message kept in the database needs no file I/O, only parsing (about 0.1 ms
-            # for 4 KB, 0.4 ms at INLINE_MAX): done right here, since a thread could not run
-            # that Python code in parallel anyway, and the hop to it and back, waiting for
-            # the GIL on a busy loop, cost more than the parse.
-            if len(data) <= self.inline_max:
-                prepared = self._prepare(data)
+            if isinstance(message, Prepared):
+                prepared = message
+                if not prepared.inline:
+                    prepared.dirs = await self._io(
+                        self._blobs.write, prepared.blob_id, message.data
+                    )
+            elif len(message) <= self.inline_max:
+                # A message kept in the database needs no file I/O, only parsing (about
+                # 0.1 ms for 4 KB, 0.4 ms at INLINE_MAX): done right here, since a thread
+                # could not run that Python code in parallel anyway, and the hop to it and
+                # back, waiting for the GIL on a busy loop, cost more than the parse.
+                prepared = self.prepare(message)
             else:
-                prepared = await self._io(self._prepare, data)
+                prepared = await self._io(self.prepare, message)
         except OSError as exc:  # full disk, permissions: the message is not stored
             raise StoreError(f"cannot store the message: {exc.strerror or exc}") from exc
+        data = prepared.data
         size = len(data)
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> list[AppendResult]:
@@ -1548,6 +1580,14 @@ def _searchable_fields(data: bytes) -> list[str]:
         if keep:
             fields.append(line)
     return fields
+
+
+def _raw_text_at(data: bytes, body_start: int, text: str) -> int | None:
+    """``body_start`` when the message's text is its raw body as it is (UTF-8), so the
+    stored message stands in for a copy of it (schema version 5); else None."""
+    if text and len(text) <= len(data) - body_start == len(encoded := text.encode("utf-8")):
+        return body_start if data[body_start:] == encoded else None
+    return None
 
 
 def _contains(haystack: str | None, needle: str) -> int:

@@ -23,6 +23,13 @@ WORD = re.compile(r"\w+")
 # word character), with str methods: a regex over 100 KB of text cost twice as much.
 _PUNCTUATION = str.maketrans(dict.fromkeys(string.punctuation.replace("_", ""), " "))
 
+# A text's body as SQL (texts aliased ``t``): stored, or the tail of the stored message when
+# that is the text as it is (``texts.body_at``, schema version 5).
+BODY_TEXT = (
+    "CASE WHEN t.body_at IS NULL THEN t.body ELSE CAST(substr("
+    "(SELECT data FROM blob_data WHERE blob = t.blob), t.body_at + 1) AS TEXT) END"
+)
+
 # Characters of text indexed per step at most (at least one message per step): bounds how
 # long a step holds the write lock in front of acknowledgements.
 STEP_CHARS = 512 * 1024
@@ -49,7 +56,7 @@ def index_step(conn: sqlite3.Connection) -> int:
             rows = []
             chars = 0
             for blob, headers, body in conn.execute(
-                "SELECT p.blob, ifnull(t.headers, ''), ifnull(t.body, '')"
+                f"SELECT p.blob, ifnull(t.headers, ''), ifnull({BODY_TEXT}, '')"
                 " FROM fts_pending p LEFT JOIN texts t USING (blob) ORDER BY p.blob LIMIT ?",
                 (STEP_ROWS,),
             ):
