@@ -108,7 +108,7 @@ class ChildPeer(Peer):
         return int(self.proc.stdout.readline())
 
     def cpu(self) -> float | None:
-        return process_cpu(self.proc.pid)
+        return tree_cpu(self.proc.pid)  # postroom's SMTP workers are its children
 
     def stop(self) -> None:
         proc = getattr(self, "proc", None)
@@ -231,13 +231,7 @@ class PostfixPeer(Peer):
             master = int((self.conf.parent / "data" / "master.lock").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        total = process_cpu(master, children=True)
-        if total is None:
-            return None
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and parent_pid(int(entry.name)) == master:
-                total += process_cpu(int(entry.name)) or 0.0
-        return total
+        return tree_cpu(master)
 
     def stop(self) -> None:
         if getattr(self, "conf", None) is not None:
@@ -261,6 +255,8 @@ def serve_postroom(folder: str) -> None:
                 **{s: [] for s in config.SERVICES if s != "smtp"},
             },
             "limits": {"connections_per_ip": 10_000},
+            # unset: the default (one SMTP worker process per core)
+            **({"smtp_workers": int(w)} if (w := os.environ.get("BENCH_SMTP_WORKERS")) else {}),
         }
     )
 
@@ -456,6 +452,17 @@ def process_cpu(pid: int, children: bool = False) -> float | None:
     return ticks / _TICKS
 
 
+def tree_cpu(pid: int) -> float | None:
+    """A process and its live children; children that exited are in its cutime/cstime."""
+    total = process_cpu(pid, children=True)
+    if total is None:
+        return None
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and parent_pid(int(entry.name)) == pid:
+            total += process_cpu(int(entry.name)) or 0.0
+    return total
+
+
 def parent_pid(pid: int) -> int | None:
     fields = _stat(pid)
     return None if fields is None else int(fields[1])
@@ -550,7 +557,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default="postroom,postfix,aiosmtpd")
     parser.add_argument("--reuse", action="store_true", help="keep connections open")
     parser.add_argument("--client", choices=("auto", "smtp-source", "python"), default="auto")
+    parser.add_argument(
+        "--smtp-workers", type=int, help="postroom's smtp_workers (default: its own default)"
+    )
     args = parser.parse_args(args_list)
+    if args.smtp_workers is not None:
+        os.environ["BENCH_SMTP_WORKERS"] = str(args.smtp_workers)  # read by _serve-postroom
     client = args.client
     if client == "auto":
         client = "smtp-source" if shutil.which("smtp-source") else "python"

@@ -24,6 +24,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> config.Settings:
         "hostname": "mx.example.test",
         "data_dir": str(data_dir),
         "listen": {s: ["127.0.0.1:0"] for s in SERVICES},
+        # SMTP in the test process unless asked for (tests/smtp runs its end-to-end tests
+        # both ways): a worker process per server would double the suite's time.
+        "smtp_workers": 0,
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):

@@ -127,6 +127,9 @@ class Settings:
     data_dir: str = "./postroom-data"
     user: str | None = None  # drop privileges to this user after binding when root
     log_level: str = "info"
+    # Processes that serve SMTP (smtpd's process limit): None is one per CPU core when there
+    # are several, 0 serves SMTP in the main process.
+    smtp_workers: int | None = None
     listen: Listen = field(default_factory=Listen)
     tls: TLS = field(default_factory=TLS)
     limits: Limits = field(default_factory=Limits)
@@ -139,6 +142,14 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def smtp_processes(self) -> int:
+        """SMTP worker processes to start (0: none, SMTP runs in the main process)."""
+        if self.smtp_workers is not None:
+            return self.smtp_workers
+        cores = os.cpu_count() or 1
+        return cores if cores > 1 else 0
 
 
 def default_hostname() -> str:
@@ -278,6 +289,8 @@ def _validate(s: Settings) -> None:
     ):
         if getattr(s.limits, key) <= 0:
             raise ConfigError(f"limits.{key}: must be positive")
+    if s.smtp_workers is not None and not 0 <= s.smtp_workers <= 256:
+        raise ConfigError("smtp_workers: must be between 0 and 256")
     if s.limits.data_line_length < 1000:
         raise ConfigError("limits.data_line_length: must be at least 1000 (RFC 5321 §4.5.3.1.6)")
     if s.log_level not in ("debug", "info", "warning", "error"):

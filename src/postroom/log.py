@@ -21,6 +21,7 @@ logger = logging.getLogger("postroom")
 _direct: LoopBatchedHandler | None = None  # set by setup(): event() writes through it
 
 _NEEDS_QUOTES = re.compile(r'[ ="\\]')
+_WRITE_CHARS = 4096 // 4  # characters that fit PIPE_BUF (4096 bytes on Linux) in any UTF-8
 
 
 def setup(level: str = "info") -> None:
@@ -96,8 +97,20 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._write(lines)
 
     def _write(self, lines: list[str]) -> None:
+        """Write whole lines, in writes of at most PIPE_BUF bytes where lines allow: the SMTP
+        worker processes share stderr, and a pipe keeps such a write in one piece."""
         try:
-            self.stream.write("".join(lines))
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                if chunk and size + len(line) > _WRITE_CHARS:
+                    self.stream.write("".join(chunk))
+                    chunk.clear()
+                    size = 0
+                chunk.append(line)
+                size += len(line)
+            if chunk:
+                self.stream.write("".join(chunk))
             self.stream.flush()
         except Exception:  # a closed or full stderr must not stop the server
             pass

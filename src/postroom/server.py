@@ -32,6 +32,7 @@ from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager, write_private
 from postroom.outbound.worker import Outbound
+from postroom.smtp.workers import SmtpWorkers
 from postroom.store import open_store
 
 SESSION_MODULES = {
@@ -84,7 +85,7 @@ def persistent_secret(path: Path) -> bytes:
         return secret
 
 
-RESTART_ONLY = ("data_dir", "user", "listen", "store")
+RESTART_ONLY = ("data_dir", "user", "listen", "store", "smtp_workers")
 RELOADABLE = ("limits", "auth", "relay", "queue", "dns")
 
 
@@ -108,6 +109,7 @@ class Server:
         self.listeners: dict[str, Listener] = {}
         self.app: App | None = None
         self.workers: list[asyncio.Task[None]] = []
+        self.smtp_workers: SmtpWorkers | None = None
 
     def _idle_timeout(self, family: str) -> float:
         """Seconds a client of this protocol may stay silent ([limits] *_timeout)."""
@@ -129,25 +131,39 @@ class Server:
         )
         self.app = App(settings=s, store=store, auth=auth, tls=tls, outbound=outbound)
         limits = ConnectionLimits(s.limits.connections_per_ip, s.limits.connections)
+        processes = s.smtp_processes if s.store.backend == "sqlite" else 0
         try:
             await outbound.open()
             for service in SERVICES:
-                listener = await self._listen(service, tls, limits)
+                by_workers = processes > 0 and family(service) == "smtp"
+                listener = await self._listen(service, tls, limits, serve=not by_workers)
                 if listener is not None:
                     self.listeners[service] = listener
+            self._drop_privileges()
+            sockets = {
+                service: listener.filenos()
+                for service, listener in self.listeners.items()
+                if processes and family(service) == "smtp"
+            }
+            if sockets:
+                self.smtp_workers = SmtpWorkers(self.app, processes, sockets)
+                await self.smtp_workers.start()
         except BaseException:
             self._stop_accepting()
+            if self.smtp_workers is not None:
+                await self.smtp_workers.stop(0)
             await outbound.close()
             await store.close()
             raise
-        self._drop_privileges()
         self.workers.extend(self._start_workers())
         for service, listener in self.listeners.items():
             log.event("listening", svc=service, on=" ".join(f"{h}:{p}" for h, p in listener.bound))
 
     async def _listen(
-        self, service: str, tls: TLSManager, limits: ConnectionLimits
+        self, service: str, tls: TLSManager, limits: ConnectionLimits, *, serve: bool
     ) -> Listener | None:
+        """Bind a service's addresses; accept on them here when ``serve`` (else the SMTP
+        workers do)."""
         choices = address_choices(self.settings, service)
         for n, addresses in enumerate(choices, 1):
             if not addresses:
@@ -163,7 +179,7 @@ class Server:
                 reject=partial(self._reject, service),
             )
             try:
-                await listener.start()
+                await listener.start(serve=serve)
                 return listener
             except OSError as exc:
                 listener.stop_accepting()
@@ -222,6 +238,8 @@ class Server:
             self.app.tls.cert_path = new.tls.cert or self.app.tls.cert_path
             self.app.tls.key_path = new.tls.key or self.app.tls.key_path
             self.app.tls.reload()
+            if self.smtp_workers is not None:
+                self.smtp_workers.reload()
         except ConfigError as exc:
             log.event("reload failed", logging.ERROR, error=str(exc))
             return
@@ -233,7 +251,10 @@ class Server:
         for task in self.workers:
             task.cancel()
         await asyncio.gather(*self.workers, return_exceptions=True)
-        await asyncio.gather(*(lst.drain(grace) for lst in self.listeners.values()))
+        await asyncio.gather(
+            *(lst.drain(grace) for lst in self.listeners.values()),
+            *([self.smtp_workers.stop(grace)] if self.smtp_workers is not None else []),
+        )
         if self.app is not None:
             if self.app.outbound is not None:
                 await self.app.outbound.close()

@@ -109,3 +109,13 @@ def test_errors_name_the_key(tmp_path, text, message):
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         config.load(tmp_path / "missing.toml")
+
+
+def test_smtp_workers(monkeypatch):
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 4)
+    assert config.from_dict({}).smtp_processes == 4  # one per core by default
+    assert config.from_dict({"smtp_workers": 0}).smtp_processes == 0
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 1)
+    assert config.from_dict({}).smtp_processes == 0  # one core: SMTP in the main process
+    with pytest.raises(ConfigError, match="smtp_workers"):
+        config.from_dict({"smtp_workers": -1})

@@ -76,3 +76,25 @@ def test_direct_events_look_like_records(monkeypatch) -> None:
     assert record.split(" ", 2)[2] == "WARNING via logging"
     assert direct.split(" ", 2)[2] == 'WARNING via event user="a b"'
     assert len(record.split(" ")[1]) == len(direct.split(" ")[1]) == len("01:02:03,456")
+
+
+class WriteRecorder(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_batches_are_written_in_whole_lines_that_fit_a_pipe_write() -> None:
+    """SMTP worker processes share stderr: each write holds whole lines and, unless a single
+    line is longer, at most PIPE_BUF bytes, which a pipe never splits or interleaves."""
+    stream = WriteRecorder()
+    lines = [f"line {n} {'é' * (n % 200)}\n" for n in range(300)] + ["x" * 5000 + "\n"]
+    handler_on(stream)._write(lines)
+    assert "".join(stream.writes) == "".join(lines)
+    assert all(w.endswith("\n") for w in stream.writes)
+    assert all(len(w.encode()) <= 4096 for w in stream.writes if w.count("\n") > 1)
+    assert len(stream.writes) < len(lines) / 3  # still batched

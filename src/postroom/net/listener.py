@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from postroom.net.connection import Connection, ConnectionClosed
 
@@ -53,7 +55,18 @@ class Listener:
                 out.append((host, port))
         return out
 
-    async def start(self) -> None:
+    async def start(self, *, serve: bool = True, sockets: Sequence[socket.socket] = ()) -> None:
+        """Bind the addresses and accept on them; with ``serve`` false, only bind (the SMTP
+        workers accept on these sockets: ``filenos``).  A worker passes the ``sockets``."""
+        tls = {
+            "ssl": self.tls() if self.implicit_tls else None,
+            "ssl_handshake_timeout": 30 if self.implicit_tls else None,
+        }
+        for sock in sockets:
+            server = await asyncio.start_server(
+                self._accept, sock=sock, backlog=1024, limit=65536, **tls
+            )
+            self.servers.append(server)
         for host, port in self.addresses:
             server = await asyncio.start_server(
                 self._accept,
@@ -62,10 +75,20 @@ class Listener:
                 reuse_address=True,
                 backlog=1024,
                 limit=65536,
-                ssl=self.tls() if self.implicit_tls else None,
-                ssl_handshake_timeout=30 if self.implicit_tls else None,
+                start_serving=serve,
+                **tls,
             )
             self.servers.append(server)
+
+    def filenos(self) -> list[int]:
+        """The bound sockets, made to listen: connections queue while no worker accepts."""
+        fds = []
+        for server in self.servers:
+            for bound in server.sockets:
+                with socket.socket(fileno=os.dup(bound.fileno())) as sock:
+                    sock.listen(1024)
+                fds.append(bound.fileno())
+        return fds
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(reader, writer, self.service, self.idle_timeout())

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from postroom import log
 from postroom.outbound.queue import OutboundRecipient
-from postroom.outbound.submit import enqueue, submission_fixups
+from postroom.outbound.submit import submission_fixups
 from postroom.smtp import trace
 from postroom.smtp.policy import Route
 from postroom.smtp.reply import LOCAL_ERROR, OVER_QUOTA, TOO_BIG, TOO_MANY_HOPS, Reply
@@ -93,11 +93,10 @@ async def deliver(
         if not reply.positive:
             return reply
     if remote:
-        if app is None or app.outbound is None:
+        if app is None:
             return LOCAL_ERROR
         try:
-            queue_id = await enqueue(
-                app,
+            queue_id = await app.enqueue(
                 str(transaction.sender or ""),
                 remote,
                 received + data,

@@ -1,0 +1,230 @@
+"""An SMTP worker process: serves the SMTP listeners the server process bound, on its own core.
+
+One event loop on one core runs SMTP's protocol work (reading DATA, commands, the MIME parse
+of each message) for a few hundred messages a second; the server process starts
+``limits.smtp_workers`` of these (``python -m postroom.smtp.worker FD``) so that work runs on
+every core, like Postfix's smtpd processes.  Everything a session decides from the store
+(domains, aliases, accounts, quota) is read from the same SQLite database directly.  What
+writes or keeps shared state goes to the server process over the channel (ipc.py):
+deliveries, already parsed here (``SqliteStore.prepare``), so the server only commits them,
+together with every other delivery of that moment (group commit); the outbound queue; and
+SASL exchanges, so brute-force throttling counts every attempt in one place.  IMAP IDLE
+hears of a delivery made through a worker as of any other, since the server commits it.
+
+The channel is the worker's lifeline: when the server process goes away, the worker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from postroom import log
+from postroom.app import App
+from postroom.auth.authenticator import Authenticator, AuthOutcome
+from postroom.auth.sasl import Challenge
+from postroom.config import IMPLICIT_TLS, Settings
+from postroom.ipc import Channel, ChannelClosed
+from postroom.net.connection import Connection
+from postroom.net.listener import ConnectionLimits, Listener
+from postroom.net.tls import TLSManager
+from postroom.smtp import session
+from postroom.store.base import AppendResult, Delivery, StoreError
+from postroom.store.sqlite import SqliteStore
+
+
+def max_frame(settings: Settings) -> int:
+    """A delivery carries the message, its decoded text and its parse: bounded by the size."""
+    return 4 * settings.limits.message_size + (1 << 20)
+
+
+class ForwardingStore(SqliteStore):
+    """Reads from the database like the server does; delivers through the server process."""
+
+    def __init__(self, settings: Settings, channel: Channel) -> None:
+        super().__init__(settings.data_path, limits=settings.limits, lookups_only=True)
+        self.channel = channel
+
+    async def deliver(
+        self, targets: Sequence[Delivery], data: bytes, internaldate: float | None = None
+    ) -> list[AppendResult]:
+        data = bytes(data)
+        self._check_size(data)
+        prepared = self.prepare(data, write=False)
+        return await self._forward("deliver", list(targets), prepared, internaldate)
+
+    async def _forward(self, method: str, *args: Any) -> Any:
+        try:
+            return await self.channel.call(method, *args)
+        except ChannelClosed as exc:
+            raise StoreError(f"the server process is not reachable: {exc}") from None
+
+
+class RemoteExchange:
+    """A SASL exchange run by the server process, where throttling counts every attempt.
+    It starts there with its first step, as ``Authenticator.sasl`` itself is synchronous."""
+
+    def __init__(self, channel: Channel, mechanism: str, ip: str, secure: bool) -> None:
+        self.channel = channel
+        self._mechanism = mechanism
+        self._start = (mechanism, ip, secure)
+        self._id: int | None = None
+        self._over = False
+
+    @property
+    def mechanism(self) -> str:
+        return self._mechanism
+
+    async def step(self, response: bytes | None) -> Challenge | AuthOutcome:
+        if self._over:
+            return AuthOutcome(None, False, "authentication exchange is over")
+        try:
+            if self._id is None:
+                self._id = await self.channel.call("sasl_start", *self._start)
+            result: Challenge | AuthOutcome = await self.channel.call(
+                "sasl_step", self._id, response
+            )
+        except ChannelClosed:
+            self._over = True
+            return AuthOutcome(None, True, "authentication is not available")
+        self._over = isinstance(result, AuthOutcome)
+        return result
+
+    def cancel(self) -> None:
+        if self._over:
+            return
+        self._over = True
+        if self._id is not None:
+            task = asyncio.ensure_future(self.channel.call("sasl_cancel", self._id))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+class RemoteAuthenticator(Authenticator):
+    """Advertises mechanisms from the settings; exchanges run in the server process."""
+
+    def __init__(self, store: SqliteStore, settings: Settings, channel: Channel) -> None:
+        super().__init__(store, settings.auth)
+        self.channel = channel
+
+    def sasl(self, mechanism: str, ip: str, secure: bool) -> Any:
+        name = mechanism.upper()
+        if name not in self.mechanisms(secure):
+            return None
+        return RemoteExchange(self.channel, name, ip, secure)
+
+
+class WorkerApp(App):
+    async def enqueue(self, sender: str, recipients: list[Any], data: bytes, **options: Any) -> str:
+        assert isinstance(self.store, ForwardingStore)
+        queue_id: str = await self.store._forward("enqueue", sender, recipients, data, options)
+        return queue_id
+
+
+class Worker:
+    """The worker's side of the channel: serves listeners until told to stop."""
+
+    def __init__(self, channel_sock: socket.socket) -> None:
+        self.channel_sock = channel_sock
+        self.listeners: list[Listener] = []
+        self.app: WorkerApp | None = None
+        self.stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_unix_connection(sock=self.channel_sock)
+        # Until the settings arrive the bound is the smallest that can carry them.
+        self.channel = Channel(reader, writer, self._handle, 1 << 20)
+        serving = asyncio.create_task(self.channel.serve())
+        try:
+            await asyncio.wait(
+                [serving, asyncio.create_task(self.stopped.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            await self._stop(5.0)
+            serving.cancel()
+            self.channel.close()
+
+    async def _handle(self, method: str, args: tuple[Any, ...]) -> Any:
+        if method == "start":
+            await self._start(*args)
+        elif method == "reload":
+            self._reload(*args)
+        elif method == "stop":
+            await self._stop(*args)
+            self.stopped.set()
+        else:
+            raise ValueError(f"unknown call {method!r}")
+
+    async def _start(self, settings: Settings, sockets: dict[str, list[int]], workers: int) -> None:
+        log.setup(settings.log_level)
+        self.channel.max_frame = max_frame(settings)
+        store = ForwardingStore(settings, self.channel)
+        await store.open()
+        tls = TLSManager(settings.tls.cert, settings.tls.key, settings.data_path, settings.hostname)
+        auth = RemoteAuthenticator(store, settings, self.channel)
+        self.app = WorkerApp(settings=settings, store=store, auth=auth, tls=tls)
+        # Each worker takes its share of the connection limits (connections reach whichever
+        # worker accepts first, so a client's share is spread across them).
+        limits = ConnectionLimits(
+            math.ceil(settings.limits.connections_per_ip / workers),
+            math.ceil(settings.limits.connections / workers),
+        )
+        for service, fds in sockets.items():
+            listener = Listener(
+                service,
+                [],
+                partial(session.handle, self.app),
+                tls=lambda: tls.context,
+                implicit_tls=service in IMPLICIT_TLS,
+                idle_timeout=lambda: float(settings.limits.smtp_timeout),
+                limits=limits,
+                reject=partial(self._reject, settings),
+            )
+            await listener.start(sockets=[socket.socket(fileno=fd) for fd in fds])
+            self.listeners.append(listener)
+        log.event("smtp worker ready", pid=os.getpid())
+
+    async def _reject(self, settings: Settings, conn: Connection, reason: str) -> None:
+        await conn.write(f"421 4.3.2 {settings.hostname} {reason}\r\n".encode())
+
+    def _reload(self, settings: Settings) -> None:
+        from postroom.server import apply_reloadable
+
+        assert self.app is not None
+        apply_reloadable(self.app.settings, settings)
+        self.app.tls.cert_path = settings.tls.cert or self.app.tls.cert_path
+        self.app.tls.key_path = settings.tls.key or self.app.tls.key_path
+        self.app.tls.reload()
+
+    async def _stop(self, grace: float) -> None:
+        listeners, self.listeners = self.listeners, []
+        for listener in listeners:
+            listener.stop_accepting()
+        await asyncio.gather(*(listener.drain(grace) for listener in listeners))
+        if self.app is not None:
+            await self.app.store.close()
+
+
+def main(argv: list[str]) -> int:
+    # The server process handles signals and tells its workers what to do over the channel.
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    channel_sock = socket.socket(fileno=int(argv[1]))
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(Worker(channel_sock).run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,0 +1,165 @@
+"""End to end with SMTP served by worker processes (``smtp_workers``): deliveries committed
+by the server process, IMAP IDLE told of them, SASL and its throttling counted in one place,
+quota and remote recipients answered as in one process, reload, and a worker that dies
+replaced."""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import os
+import signal
+import smtplib
+import time
+
+import pytest
+
+from tests.helpers import PASSWORD, ServerThread, client_tls_context
+from tests.smtp.conftest import ALICE, BOB
+from tests.smtp.e2e import RawClient, inbox
+
+WORKERS = 2
+
+
+@pytest.fixture
+def smtp_workers() -> int:
+    return WORKERS
+
+
+@pytest.fixture
+def srv(server_factory) -> ServerThread:
+    server = server_factory(
+        smtp_workers=WORKERS, auth={"lockout_failures": 4, "failures_before_delay": 100}
+    )
+    server.add_user(ALICE)
+    server.add_user(BOB, quota=10_000)
+    return server
+
+
+def worker_pids(server: ServerThread) -> list[int]:
+    pool = server.server.smtp_workers
+    assert pool is not None
+    return [w.proc.pid for w in pool.workers if w.proc is not None and w.proc.poll() is None]
+
+
+def send(server: ServerThread, rcpt: str, body: bytes, sender: str = "carol@remote.example"):
+    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=15) as client:
+        return client.sendmail(sender, [rcpt], body)
+
+
+def test_workers_accept_and_the_server_process_commits(srv):
+    assert len(worker_pids(srv)) == WORKERS
+    listener = srv.server.listeners["smtp"]
+    assert not any(s.is_serving() for s in listener.servers)  # only the workers accept
+    bodies = [f"Subject: w{i}\r\n\r\nbody {i}\r\n".encode() for i in range(20)]
+    for body in bodies:
+        send(srv, ALICE, body)
+    stored = inbox(srv, ALICE)
+    assert len(stored) == 20
+    for body, message in zip(bodies, stored, strict=True):
+        assert message.endswith(body)
+        assert message.startswith(b"Return-Path: <carol@remote.example>\r\n")
+        assert b"Delivered-To: alice@example.test\r\n" in message
+
+
+def test_large_message_kept_in_a_file(srv):
+    body = b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 4 + b"\r\n" * 10_000  # 660 KB
+    send(srv, ALICE, body)
+    [stored] = inbox(srv, ALICE)
+    assert stored.endswith(body)
+
+
+def test_idle_hears_a_delivery_made_through_a_worker(srv):
+    imap = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=15)
+    try:
+        imap.starttls(ssl_context=client_tls_context())
+        imap.login(ALICE, PASSWORD)
+        imap.select("INBOX")
+        tag = imap._new_tag()  # noqa: SLF001 - imaplib has no IDLE
+        imap.send(tag + b" IDLE\r\n")
+        assert imap.readline().startswith(b"+ ")
+        send(srv, ALICE, b"Subject: idle\r\n\r\nx\r\n")
+        assert imap.readline() == b"* 1 EXISTS\r\n"
+        imap.send(b"DONE\r\n")
+        while not imap.readline().startswith(tag):
+            pass
+    finally:
+        imap.logout()
+
+
+def test_quota_refusal_crosses_the_process_boundary(srv):
+    raw = RawClient(srv.port("smtp"))
+    raw.command(b"EHLO client.example")
+    assert raw.command(b"MAIL FROM:<carol@remote.example>") == "250 2.1.0"
+    assert raw.command(b"RCPT TO:<bob@example.test>") == "250 2.1.5"
+    assert raw.command(b"DATA").startswith("354")
+    raw.send(b"Subject: too big for bob\r\n\r\n" + b"x" * 20_000 + b"\r\n.\r\n")
+    assert raw.codes(1) == ["452 4.2.2"]
+    raw.close()
+    assert inbox(srv, BOB) == []
+
+
+def test_submission_auth_and_remote_recipient_go_through_the_server(srv):
+    with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=15) as client:
+        client.starttls(context=client_tls_context())
+        client.login(ALICE, PASSWORD)
+        client.sendmail(ALICE, ["dave@elsewhere.example", BOB], b"Subject: out\r\n\r\nx\r\n")
+    assert b"with ESMTPSA id" in inbox(srv, BOB)[0]
+    queue = srv.server.app.outbound.queue
+    [queued] = srv.call(queue.list())
+    assert [r.address for r in queued.recipients] == ["dave@elsewhere.example"]
+
+
+def test_failed_logins_are_counted_across_workers(srv):
+    """Each attempt on a new connection, which either worker may accept: the lockout after
+    four failures holds for the fifth, whichever process serves it."""
+    wrong = b"AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0wrong".encode())
+    right = b"AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode())
+    answers = []
+    for line in [wrong] * 4 + [right]:
+        raw = RawClient(srv.port("submissions"), tls=True)
+        raw.command(b"EHLO laptop.example")
+        answers.append(raw.command(line))
+        raw.close()
+    assert answers == ["535 5.7.8"] * 4 + ["454 4.7.0"]
+
+
+def test_reload_reaches_the_workers(srv):
+    srv.server.settings.limits.recipients = 1
+    srv.loop.call_soon_threadsafe(srv.server.reload)
+    deadline = time.monotonic() + 10
+    while True:  # the workers apply it as soon as the server's message reaches them
+        raw = RawClient(srv.port("smtp"))
+        raw.command(b"EHLO client.example")
+        raw.command(b"MAIL FROM:<carol@remote.example>")
+        raw.command(b"RCPT TO:<alice@example.test>")
+        answer = raw.command(b"RCPT TO:<bob@example.test>")
+        raw.close()
+        if answer == "452 4.5.3" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert answer == "452 4.5.3"
+
+
+def test_a_worker_that_dies_is_replaced(srv):
+    victim = worker_pids(srv)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = worker_pids(srv)
+        if len(pids) == WORKERS and victim not in pids:
+            break
+        time.sleep(0.1)
+    assert len(pids) == WORKERS and victim not in pids
+    for i in range(10):
+        send(srv, ALICE, f"Subject: after {i}\r\n\r\nx\r\n".encode())
+    assert len(inbox(srv, ALICE)) == 10
+
+
+def test_stop_ends_the_workers(server_factory):
+    server = server_factory(smtp_workers=WORKERS)
+    pool = server.server.smtp_workers
+    assert pool is not None
+    procs = [w.proc for w in pool.workers]
+    server.call(server.server.stop(grace=5), timeout=60)
+    assert all(p is not None and p.poll() is not None for p in procs)
