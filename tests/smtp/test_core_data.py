@@ -4,6 +4,8 @@ BDAT (RFC 3030) including BDAT 0 LAST and refused chunks."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from postroom.smtp.data import DotReader
 from postroom.smtp.reply import LOCAL_ERROR
@@ -222,3 +224,55 @@ def test_bdat_message_event_carries_the_transaction():
     event = d.messages[0]
     assert isinstance(event, Message)
     assert [str(r.address) for r in event.transaction.recipients] == ["b@example.test"]
+
+
+def reference(wire: bytes, max_line: int) -> tuple[bytes | None, set[str]]:
+    """DATA read the obvious way, line by line: (message, the error statuses it may get)."""
+    end = 0 if wire.startswith(b".\r\n") else wire.find(b"\r\n.\r\n") + 2
+    lines = wire[:end].split(b"\r\n")[:-1] if end else []
+    lines = [line[1:] if line[:1] == b"." else line for line in lines]
+    errors = set()
+    if any(b"\r" in line for line in lines):
+        errors.add("5.5.2")
+    # A bare LF is part of its line; the dot of stuffing does not count (RFC 5321 §4.5.3.1.6).
+    if any(len(line) > max_line for line in lines):
+        errors.add("5.6.0")
+    if errors:
+        return None, errors
+    lines = [part for line in lines for part in line.split(b"\n")]
+    return b"".join(line + b"\r\n" for line in lines), errors
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from([b"", b"..", b".x"]),  # never "." alone: that ends DATA
+            st.integers(0, 70),
+            st.sampled_from([b"", b"", b"", b"\n", b"\r"]),
+        ),
+        max_size=30,
+    ),
+    cuts=st.lists(st.integers(1, 40), max_size=30),
+)
+@example(lines=[(b"..", 29, b"")], cuts=[32])  # a longest line, stuffed, its CR read alone
+def test_dotreader_matches_a_line_by_line_reading(lines, cuts):
+    """End marker, unstuffing, bare CR/LF and the line bound (30 octets here, so the block
+    search around it is exercised) agree with the obvious reading, however reads split."""
+    body = b"".join(
+        lead + b"x" * n + (odd + b"y" if odd else b"") + b"\r\n" for lead, n, odd in lines
+    )
+    wire = body + b".\r\nQUIT\r\n"
+    expected, errors = reference(wire, 30)
+    reader = DotReader(1 << 20, 30)
+    rest, at = None, 0
+    for size in [*cuts, len(wire)]:
+        rest = reader.feed(wire[at : at + size])
+        at += size
+        if rest is not None:
+            break
+    assert rest is not None and rest + wire[at:] == b"QUIT\r\n"
+    if not errors:
+        assert reader.error is None and reader.data() == expected
+    else:
+        assert reader.error is not None and reader.error.status in errors

@@ -9,8 +9,9 @@ legitimate use and rejects the message with 554 5.5.2.  Neither can end or split
 after them is never read as a command.
 
 Bounds: bytes beyond ``max_size`` are counted and dropped, not buffered (the message then gets
-552 5.3.4 once the end is seen); a line longer than ``max_line`` octets is kept intact when
-shorter, and otherwise rejects the message with 554 5.6.0 (never silently truncated).
+552 5.3.4 once the end is seen); a line longer than ``max_line`` octets (between CRLFs, not
+counting a stuffing dot, RFC 5321 §4.5.3.1.6) rejects the message with 554 5.6.0, and any line
+up to it is kept intact (never silently truncated).
 """
 
 from __future__ import annotations
@@ -23,10 +24,22 @@ BARE_CR = Reply(554, "5.5.2", "Bare CR in message data is not allowed, use CRLF"
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _TAIL = 4  # bytes of an over-long line kept to find an end marker straddling two reads
+_NOT_CR_LF = bytes(b for b in range(256) if b not in b"\r\n")
 
 
 def long_line(limit: int) -> Reply:
     return Reply(554, "5.6.0", f"Message has a line longer than {limit} octets")
+
+
+def _longest_line(region: bytes, limit: int) -> int:
+    """The longest line (between CRLFs) of ``region`` when it may exceed ``limit``, else 0.
+    A line over ``limit`` covers a whole aligned block of ``limit // 2`` bytes without an LF,
+    so a few block searches rule out the split into lines for almost every message."""
+    step = max(limit // 2, 1)
+    for at in range(0, len(region) - step + 1, step):
+        if region.find(b"\n", at, at + step) < 0:
+            return max(map(len, region.split(b"\r\n")))
+    return 0
 
 
 class DotReader:
@@ -44,43 +57,58 @@ class DotReader:
 
     def feed(self, chunk: bytes) -> bytes | None:
         buf = self._carry + chunk if self._carry else chunk
-        if not self._overlong and buf[:3] == b".\r\n":
-            end, rest = 0, 3
-        else:
-            i = buf.find(b"\r\n.\r\n")
-            end, rest = (i + 2, i + 5) if i >= 0 else (-1, -1)
+        end, rest, stuffed = self._scan(buf)
         if end >= 0:
-            self._take(buf[:end])
+            self._take(buf[:end], 0 <= stuffed <= end - 3)
             self._carry = b""
             return buf[rest:]
         last = buf.rfind(b"\r\n")
         if last >= 0:
-            self._take(buf[: last + 2])
+            self._take(buf[: last + 2], 0 <= stuffed <= last - 1)
             self._overlong = False
             buf = buf[last + 2 :]
-        if len(buf) > self.max_line:
+        if len(buf) > self.max_line + 2:  # a stuffing dot, and the CR of a CRLF on its way
             self._fail(long_line(self.max_line))
             self._overlong = True
             buf = buf[-_TAIL:]
         self._carry = buf
         return None
 
-    def _take(self, region: bytes) -> None:
-        """Process complete lines; ``region`` starts at a line start and ends with CRLF."""
+    def _scan(self, buf: bytes) -> tuple[int, int, int]:
+        """(end of the body, start of what follows, first dot-stuffed line) in ``buf``, each
+        -1 when absent.  One search for CRLF "." finds both the end marker and stuffing."""
+        if not self._overlong and buf[:3] == b".\r\n":
+            return 0, 3, -1
+        stuffed = -1
+        i = buf.find(b"\r\n.")
+        while i >= 0:
+            if buf[i + 3 : i + 5] == b"\r\n":
+                return i + 2, i + 5, stuffed
+            if stuffed < 0:
+                stuffed = i
+            i = buf.find(b"\r\n.", i + 3)
+        return -1, -1, stuffed
+
+    def _take(self, region: bytes, stuffed: bool) -> None:
+        """Process complete lines; ``region`` starts at a line start and ends with CRLF;
+        ``stuffed``: a line after its first starts with a dot."""
         if self.error is not None or not region:
             return
         if region[:1] == b".":
             region = region[1:]
-        region = region.replace(b"\r\n.", b"\r\n")  # RFC 5321 §4.5.2 dot-unstuffing
+        if stuffed:
+            region = region.replace(b"\r\n.", b"\r\n")  # RFC 5321 §4.5.2 dot-unstuffing
         crlf = region.count(b"\r\n")
-        if region.count(b"\r") != crlf:
+        breaks = region.translate(None, _NOT_CR_LF)  # every CR and LF, in order
+        bare_lf = len(breaks) != 2 * crlf  # a CR or an LF outside a CRLF
+        if bare_lf and breaks.count(b"\r") != crlf:
             self._fail(BARE_CR)
             return
-        if region.count(b"\n") != crlf:
-            region = _BARE_LF.sub(b"\r\n", region)
-        if len(region) > self.max_line and max(map(len, region.split(b"\r\n"))) > self.max_line:
+        if len(region) > self.max_line and _longest_line(region, self.max_line) > self.max_line:
             self._fail(long_line(self.max_line))
             return
+        if bare_lf:
+            region = _BARE_LF.sub(b"\r\n", region)
         self.size += len(region)
         if self.size > self.max_size:
             self._fail(TOO_BIG)
