@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postroom.store.search import trigram_query
-from postroom.store.textindex import vocabulary
+from postroom.store.textindex import _PUNCTUATION, vocabulary
 
 TEXT = st.text(alphabet=st.sampled_from("abcXYZ éÉßİı0_-. \n\tçÇ日本語ǅ"), min_size=1, max_size=60)
 
@@ -50,3 +50,13 @@ def test_needles_without_a_long_word_scan() -> None:
     assert trigram_query("a b c") is None
     assert trigram_query("--") is None
     assert trigram_query("Hello wo") == '"hel" AND "ell" AND "llo"'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=127), max_size=40), max_size=3))
+def test_ascii_texts_take_the_bytes_path_to_the_same_words(texts) -> None:
+    """ASCII texts are split with bytes methods (faster); the words are those str gives."""
+    expected: dict[str, None] = {}
+    for text in texts:
+        expected.update(dict.fromkeys(text.lower().translate(_PUNCTUATION).split()))
+    assert vocabulary(*texts) == " ".join(expected)

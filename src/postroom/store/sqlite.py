@@ -64,7 +64,7 @@ from postroom.store.notifier import Change, ChangeKind, InProcessNotifier, Notif
 from postroom.store.query import Query
 from postroom.store.schema import DELETED, FLAG_BITS, SEEN
 from postroom.store.search import compile_search
-from postroom.store.textindex import index_step
+from postroom.store.textindex import index_step, vocabulary
 from postroom.store.writer import OpContext, Writer
 
 T = TypeVar("T")
@@ -125,6 +125,7 @@ class Prepared:
     headers_text: str
     body_text: str  # empty when body_at says where the stored message holds it as it is
     body_at: int | None
+    words: str  # the vocabulary the full-text index is built from (textindex.py)
 
 
 class SqliteStore(Store):
@@ -788,8 +789,9 @@ class SqliteStore(Store):
         text = parsed.text
         body_at = _raw_text_at(data, parsed.parts[0][1], text) if inline else None
         body_text = "" if body_at is not None else text
+        words = vocabulary(headers_text, text)
         return Prepared(
-            blob_id, data, inline, dirs, meta, columns, headers_text, body_text, body_at
+            blob_id, data, inline, dirs, meta, columns, headers_text, body_text, body_at, words
         )
 
     def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: Prepared) -> int:
@@ -817,7 +819,7 @@ class SqliteStore(Store):
             "INSERT INTO texts (blob, headers, body, body_at) VALUES (?, ?, ?, ?)",
             (blob, prepared.headers_text, prepared.body_text, prepared.body_at),
         )
-        conn.execute("INSERT INTO fts_pending (blob) VALUES (?)", (blob,))
+        conn.execute("INSERT INTO fts_pending (blob, words) VALUES (?, ?)", (blob, prepared.words))
         ctx.background += 1
         return blob
 
