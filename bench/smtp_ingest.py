@@ -25,6 +25,7 @@ neither inherits the previous row's indexing nor leaves its own out of its CPU f
 
     python bench/smtp_ingest.py                       # 1, 20, 100 sessions; 4 KiB and 100 KiB
     python bench/smtp_ingest.py --sessions 20 --messages 5000 --sizes 4096
+    python bench/smtp_ingest.py --repeat 3            # medians of 3 runs, peers alternating
 """
 
 from __future__ import annotations
@@ -517,6 +518,11 @@ def measure(peer: Peer, sessions: int, total: int, size: int, reuse: bool, clien
     return total / accepted, (total / elapsed if stored >= total else 0.0), stored, cpu
 
 
+def median_row(rows: list[tuple[float, float, int, float | None]]):
+    """The run with the median durable rate (a shared machine's speed drifts between runs)."""
+    return sorted(rows, key=lambda row: row[1])[len(rows) // 2]
+
+
 def run_client(port: int, sessions: int, total: int, size: int, reuse: bool) -> int:
     """The Python client in its own process, so it does not share the bench's interpreter."""
     code = (
@@ -560,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smtp-workers", type=int, help="postroom's smtp_workers (default: its own default)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each row this many times, peers alternating; report the medians",
+    )
     args = parser.parse_args(args_list)
     if args.smtp_workers is not None:
         os.environ["BENCH_SMTP_WORKERS"] = str(args.smtp_workers)  # read by _serve-postroom
@@ -586,14 +598,23 @@ def main(argv: list[str] | None = None) -> int:
                 peer.start(Path(tmp))
             for size in map(int, args.sizes.split(",")):
                 for sessions in map(int, args.sessions.split(",")):
+                    runs: dict[str, list[tuple[float, float, int, float | None]]] = {}
+                    for _ in range(args.repeat):
+                        for peer in peers:
+                            row = measure(peer, sessions, args.messages, size, args.reuse, client)
+                            runs.setdefault(peer.name, []).append(row)
                     for peer in peers:
-                        row = measure(peer, sessions, args.messages, size, args.reuse, client)
+                        row = median_row(runs[peer.name])
                         results[(peer.name, size, sessions)] = row
                         cpu = "   -" if row[3] is None else f"{row[3]:4.2f}"
+                        spread = ""
+                        if args.repeat > 1:
+                            spread = " (runs: " + ", ".join(f"{r[1]:.0f}" for r in runs[peer.name])
+                            spread += ")"
                         print(
                             f"{peer.name:9} {size // 1024:4d} KiB {sessions:4d} sessions: "
                             f"accepted {row[0]:7.1f} msg/s, in mailbox {row[1]:7.1f} msg/s"
-                            f" ({row[2]} stored), server CPU {cpu} ms/msg",
+                            f" ({row[2]} stored), server CPU {cpu} ms/msg{spread}",
                             flush=True,
                         )
         finally:
