@@ -53,16 +53,22 @@ class Channel:
 
     async def call(self, method: str, *args: Any) -> Any:
         """Run ``method`` on the other side and return its result (or raise its exception)."""
+        return await self.send(method, *args)
+
+    def send(self, method: str, *args: Any) -> asyncio.Future[Any]:
+        """Send the call now; the future is its result.  The caller may work meanwhile."""
         if self._closed:
             raise ChannelClosed("the channel is closed")
         call_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
+        future.add_done_callback(lambda _: self._waiting.pop(call_id, None))
         try:
             self._send(_REQUEST, call_id, (method, args))
-            return await future
-        finally:
-            self._waiting.pop(call_id, None)
+        except BaseException:
+            future.cancel()
+            raise
+        return future
 
     async def serve(self) -> None:
         """Read frames until the other side closes; requests in flight are then cancelled."""

@@ -9,6 +9,7 @@ from postroom.store import query as q
 from postroom.store import sqlite
 from postroom.store.base import FlagMode
 from postroom.store.sqlite import SqliteStore
+from postroom.store.textindex import Vocabularies
 from tests.store.conftest import message
 
 
@@ -139,3 +140,25 @@ async def test_a_raw_body_is_not_stored_twice(store, inbox):
     await wait_indexed(store, 3)
     indexed = [await store.search(inbox.id, q.Body(w)) for w in ("CAFÉ NEE", "grüße", "needle")]
     assert pending == indexed == [[1, 2], [1], [1, 2, 3]]
+
+
+async def test_a_vocabulary_made_ahead_is_indexed_as_given(store, inbox):
+    """What an SMTP worker hands over for a message is what the index step indexes."""
+    data = message(1, body="words of the body")
+    store.vocabularies.add(store.prepare(data, write=False).blob_id, "made ahead")
+    await store.append(inbox.id, data)
+    await store.append(inbox.id, message(2, body="nobody made this one's"))
+    await wait_indexed(store, 2)
+    rows = await store._read(
+        lambda conn: conn.execute("SELECT words FROM text_words ORDER BY blob").fetchall()
+    )
+    assert rows[0] == ("made ahead",)
+    assert "nobody" in rows[1][0]
+
+
+def test_vocabularies_made_ahead_are_bounded():
+    known = Vocabularies(max_chars=10)
+    known.add("a", "123456")
+    known.add("b", "abcdef")  # over the bound with "a": "a" goes
+    known.add("c", "x" * 11)  # alone over the bound: not kept
+    assert [known.take(k) for k in "abc"] == [None, "abcdef", None]

@@ -39,6 +39,7 @@ from postroom.net.tls import TLSManager
 from postroom.smtp import session
 from postroom.store.base import AppendResult, Delivery, StoreError
 from postroom.store.sqlite import SqliteStore
+from postroom.store.textindex import vocabulary
 
 
 def max_frame(settings: Settings) -> int:
@@ -59,11 +60,25 @@ class ForwardingStore(SqliteStore):
         data = bytes(data)
         self._check_size(data)
         prepared = self.prepare(data, write=False)
-        return await self._forward("deliver", list(targets), prepared, internaldate)
+        delivered = self._send("deliver", list(targets), prepared, internaldate)
+        # While the server commits, this process would only wait: it makes the text's
+        # vocabulary for the full-text index meanwhile, so the server's writer need not.
+        at = prepared.body_at
+        text = prepared.body_text if at is None else str(data[at:], "utf-8")
+        words = vocabulary(prepared.headers_text, text)
+        noted = self._send("vocabulary", prepared.blob_id, words)
+        noted.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await self._forward(delivered)
 
-    async def _forward(self, method: str, *args: Any) -> Any:
+    def _send(self, method: str, *args: Any) -> asyncio.Future[Any]:
         try:
-            return await self.channel.call(method, *args)
+            return self.channel.send(method, *args)
+        except ChannelClosed as exc:
+            raise StoreError(f"the server process is not reachable: {exc}") from None
+
+    async def _forward(self, call: asyncio.Future[Any]) -> Any:
+        try:
+            return await call
         except ChannelClosed as exc:
             raise StoreError(f"the server process is not reachable: {exc}") from None
 
@@ -124,7 +139,10 @@ class RemoteAuthenticator(Authenticator):
 class WorkerApp(App):
     async def enqueue(self, sender: str, recipients: list[Any], data: bytes, **options: Any) -> str:
         assert isinstance(self.store, ForwardingStore)
-        queue_id: str = await self.store._forward("enqueue", sender, recipients, data, options)
+        store = self.store
+        queue_id: str = await store._forward(
+            store._send("enqueue", sender, recipients, data, options)
+        )
         return queue_id
 
 

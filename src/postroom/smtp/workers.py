@@ -77,6 +77,11 @@ class WorkerProcess:
             store = app.store
             assert isinstance(store, SqliteStore)
             return await store.deliver_prepared(*args)
+        if method == "vocabulary":
+            store = app.store
+            assert isinstance(store, SqliteStore)
+            store.vocabularies.add(*args)
+            return None
         if method == "enqueue":
             sender, recipients, data, options = args
             return await app.enqueue(sender, recipients, data, **options)

@@ -243,12 +243,8 @@ END;
 # Most mail's body text is its raw body as it is (plain text, 7bit or 8bit, UTF-8 or ASCII):
 # such a text is not written a second time.  ``body_at`` then says where in the stored
 # message (blob_data) the text starts, and ``body`` is empty (textindex.BODY_TEXT reads it).
-# A text's vocabulary is computed where the message is parsed (an SMTP worker process, often)
-# and waits in ``fts_pending.words``, so the writer's background step only indexes it; rows
-# pending from before have none and are read from ``texts`` as before.
 _V5 = """
 ALTER TABLE texts ADD COLUMN body_at INTEGER;
-ALTER TABLE fts_pending ADD COLUMN words TEXT;
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)

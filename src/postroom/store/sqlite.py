@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_tz
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -64,7 +65,7 @@ from postroom.store.notifier import Change, ChangeKind, InProcessNotifier, Notif
 from postroom.store.query import Query
 from postroom.store.schema import DELETED, FLAG_BITS, SEEN
 from postroom.store.search import compile_search
-from postroom.store.textindex import index_step, vocabulary
+from postroom.store.textindex import Vocabularies, index_step
 from postroom.store.writer import OpContext, Writer
 
 T = TypeVar("T")
@@ -125,7 +126,6 @@ class Prepared:
     headers_text: str
     body_text: str  # empty when body_at says where the stored message holds it as it is
     body_at: int | None
-    words: str  # the vocabulary the full-text index is built from (textindex.py)
 
 
 class SqliteStore(Store):
@@ -157,6 +157,8 @@ class SqliteStore(Store):
         self._flagsets: dict[tuple[int, str | None], frozenset[str]] = {}
         self._flags_cache = FlagsCache(self._flagset)
         self._delivering: set[asyncio.Future[Any]] = set()
+        # Vocabularies made by SMTP workers while their deliveries commit (textindex.py).
+        self.vocabularies = Vocabularies()
         self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -172,7 +174,11 @@ class SqliteStore(Store):
         self._checkpointer = Checkpointer(self._connect)
         self._checkpointer.start()
         self._writer = Writer(
-            self._connect, self._blobs, self.notifier, index_step, self._checkpointer
+            self._connect,
+            self._blobs,
+            self.notifier,
+            partial(index_step, known=self.vocabularies),
+            self._checkpointer,
         )
         self._writer.start()
 
@@ -789,9 +795,8 @@ class SqliteStore(Store):
         text = parsed.text
         body_at = _raw_text_at(data, parsed.parts[0][1], text) if inline else None
         body_text = "" if body_at is not None else text
-        words = vocabulary(headers_text, text)
         return Prepared(
-            blob_id, data, inline, dirs, meta, columns, headers_text, body_text, body_at, words
+            blob_id, data, inline, dirs, meta, columns, headers_text, body_text, body_at
         )
 
     def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: Prepared) -> int:
@@ -819,7 +824,7 @@ class SqliteStore(Store):
             "INSERT INTO texts (blob, headers, body, body_at) VALUES (?, ?, ?, ?)",
             (blob, prepared.headers_text, prepared.body_text, prepared.body_at),
         )
-        conn.execute("INSERT INTO fts_pending (blob, words) VALUES (?, ?)", (blob, prepared.words))
+        conn.execute("INSERT INTO fts_pending (blob) VALUES (?)", (blob,))
         ctx.background += 1
         return blob
 
