@@ -143,6 +143,8 @@ def banner(server: Any, config_path: str | None) -> str:
     for service, listener in server.listeners.items():
         where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in listener.bound)
         lines.append(f"  {service:<12} {where}")
+    if server.smtp_workers is not None:
+        lines.append(f"  (SMTP served by {server.smtp_workers.count} worker processes)")
     cfg = f" -c {config_path}" if config_path else ""
     lines += [
         "",

@@ -1,4 +1,4 @@
-"""TOML configuration -> typed settings.
+"""TOML configuration -> typed settings, and how a reload (SIGHUP) applies to them.
 
 Every key is declared once below with its type and default; an unknown key or a wrong type is
 a ConfigError that names the key, so a typo never silently falls back to a default.
@@ -6,12 +6,15 @@ a ConfigError that names the key, so a typo never silently falls back to a defau
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+
+from postroom import log
 
 SERVICES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 STANDARD_PORTS = {
@@ -304,3 +307,20 @@ def _validate(s: Settings) -> None:
     for i, ns in enumerate(s.dns.nameservers):
         if ":" in ns and not ns.startswith("["):
             parse_hostport(ns, f"dns.nameservers[{i}]")
+
+
+RESTART_ONLY = ("data_dir", "user", "listen", "store", "smtp_workers")
+RELOADABLE = ("limits", "auth", "relay", "queue", "dns")
+
+
+def apply_reloadable(current: Settings, new: Settings) -> None:
+    """Copy reloadable sections into the live settings objects in place, so every holder of a
+    reference (sessions, authenticator, throttle) sees them."""
+    for name in RESTART_ONLY:
+        if getattr(current, name) != getattr(new, name):
+            log.event("reload: restart needed to apply", logging.WARNING, key=name)
+    for name in RELOADABLE:
+        vars(getattr(current, name)).update(vars(getattr(new, name)))
+    current.hostname = new.hostname
+    current.log_level = new.log_level
+    logging.getLogger("postroom").setLevel(new.log_level.upper())

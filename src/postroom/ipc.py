@@ -70,6 +70,12 @@ class Channel:
             raise
         return future
 
+    def notify(self, method: str, *args: Any) -> None:
+        """Send a call whose result nobody waits for (a failure is dropped, not raised)."""
+        if self._closed:
+            return
+        self.send(method, *args).add_done_callback(_drop_outcome)
+
     async def serve(self) -> None:
         """Read frames until the other side closes; requests in flight are then cancelled."""
         try:
@@ -130,3 +136,8 @@ class Channel:
             raise ChannelClosed(f"frame of {len(payload)} bytes is over the bound")
         self.writer.write(_HEADER.pack(len(payload)))
         self.writer.write(payload)
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not report it as lost

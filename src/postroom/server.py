@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
-from postroom import config, log
+from postroom import config, log, privileges
 from postroom.app import App
 from postroom.auth.authenticator import Authenticator
 from postroom.config import (
@@ -26,6 +26,7 @@ from postroom.config import (
     STANDARD_PORTS,
     ConfigError,
     Settings,
+    apply_reloadable,
     parse_hostport,
 )
 from postroom.net.connection import Connection
@@ -85,23 +86,6 @@ def persistent_secret(path: Path) -> bytes:
         return secret
 
 
-RESTART_ONLY = ("data_dir", "user", "listen", "store", "smtp_workers")
-RELOADABLE = ("limits", "auth", "relay", "queue", "dns")
-
-
-def apply_reloadable(current: Settings, new: Settings) -> None:
-    """Copy reloadable sections into the live settings objects in place, so every holder of a
-    reference (sessions, authenticator, throttle) sees them."""
-    for name in RESTART_ONLY:
-        if getattr(current, name) != getattr(new, name):
-            log.event("reload: restart needed to apply", logging.WARNING, key=name)
-    for name in RELOADABLE:
-        vars(getattr(current, name)).update(vars(getattr(new, name)))
-    current.hostname = new.hostname
-    current.log_level = new.log_level
-    logging.getLogger("postroom").setLevel(new.log_level.upper())
-
-
 class Server:
     def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
@@ -139,15 +123,19 @@ class Server:
                 listener = await self._listen(service, tls, limits, serve=not by_workers)
                 if listener is not None:
                     self.listeners[service] = listener
-            self._drop_privileges()
+            user = privileges.account(s.user)
+            if user is not None:
+                privileges.hand_over(s.data_path, user)
             sockets = {
                 service: listener.filenos()
                 for service, listener in self.listeners.items()
                 if processes and family(service) == "smtp"
             }
-            if sockets:
+            if sockets:  # started before we drop privileges: they drop their own
                 self.smtp_workers = SmtpWorkers(self.app, processes, sockets)
                 await self.smtp_workers.start()
+            if user is not None:
+                privileges.become(user)
         except BaseException:
             self._stop_accepting()
             if self.smtp_workers is not None:
@@ -207,25 +195,6 @@ class Server:
 
     async def _reject(self, service: str, conn: Connection, reason: str) -> None:
         await conn.write(refusal_line(service, self.settings.hostname, reason))
-
-    def _drop_privileges(self) -> None:
-        """Bind as root, then serve as ``user`` (Postfix's and Dovecot's model)."""
-        name = self.settings.user
-        if not name or os.geteuid() != 0:
-            return
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            raise ConfigError(f"user: no such system user {name!r}") from None
-        for root, dirs, files in os.walk(self.settings.data_path):
-            for item in (root, *(os.path.join(root, f) for f in dirs + files)):
-                os.chown(item, entry.pw_uid, entry.pw_gid)
-        os.setgroups([])
-        os.setgid(entry.pw_gid)
-        os.setuid(entry.pw_uid)
-        log.event("privileges dropped", user=name)
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file and the certificate.  Limits, auth, relay, queue

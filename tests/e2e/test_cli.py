@@ -147,6 +147,7 @@ def test_serve_banner_admin_while_running_and_sigterm(serving, config_file):
     ports = PORTS
     assert f"127.0.0.1:{ports['imap']}" in serving.banner
     assert "postroom -c" in serving.banner and "domain add" in serving.banner
+    assert ("worker processes" in serving.banner) == ((os.cpu_count() or 1) > 1)
     # administration while the server runs, effective without restart
     assert run("domain", "add", "live.test", config=config_file).returncode == 0
     with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=10) as client:
@@ -192,11 +193,12 @@ def test_root_binds_then_drops_to_the_configured_user():
     top = tempfile.mkdtemp(prefix="postroom-priv-")
     os.chmod(top, 0o755)  # the unprivileged user must reach its data folder
     try:
-        port = free_port()
+        port, smtp_port = free_port(), free_port()
         path = Path(top) / "postroom.toml"
-        listen = "\n".join(f"{s} = []" for s in SERVICES if s != "imap")
+        listen = "\n".join(f"{s} = []" for s in SERVICES if s not in ("imap", "smtp"))
         path.write_text(
-            f'user = "nobody"\ndata_dir = "{top}/data"\n[listen]\nimap = ["127.0.0.1:{port}"]\n{listen}\n'
+            f'user = "nobody"\ndata_dir = "{top}/data"\nsmtp_workers = 1\n[listen]\n'
+            f'imap = ["127.0.0.1:{port}"]\nsmtp = ["127.0.0.1:{smtp_port}"]\n{listen}\n'
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "postroom", "-c", str(path), "serve"],
@@ -212,9 +214,27 @@ def test_root_binds_then_drops_to_the_configured_user():
             assert (Path(top) / "data" / "tls" / "key.pem").stat().st_uid == nobody.pw_uid
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 assert sock.recv(100).startswith(b"* OK")
+            # the SMTP worker runs as the user too, and serves
+            with socket.create_connection(("127.0.0.1", smtp_port), timeout=10) as sock:
+                assert sock.recv(100).startswith(b"220 ")
+            [worker] = [
+                p.name
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit() and f"PPid:\t{proc.pid}\n" in _status(p)
+            ]
+            status = Path(f"/proc/{worker}/status").read_text()
+            uid_line = next(x for x in status.splitlines() if x.startswith("Uid:"))
+            assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
         finally:
             proc.terminate()
             assert proc.wait(30) == 0
             proc.stderr.close()
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def _status(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "status").read_text()
+    except OSError:  # gone meanwhile
+        return ""

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from tests.helpers import PASSWORD, ServerThread, client_tls_context
+from tests.outbound.dnsserver import free_port
 from tests.smtp.conftest import ALICE, BOB
 from tests.smtp.e2e import RawClient, inbox
 
@@ -99,7 +100,13 @@ def test_quota_refusal_crosses_the_process_boundary(srv):
     assert inbox(srv, BOB) == []
 
 
-def test_submission_auth_and_remote_recipient_go_through_the_server(srv):
+def test_submission_auth_and_remote_recipient_go_through_the_server(server_factory):
+    # elsewhere.example is routed to a port nobody listens on: the message stays queued.
+    srv = server_factory(
+        smtp_workers=WORKERS, relay={"routes": {"elsewhere.example": f"127.0.0.1:{free_port()}"}}
+    )
+    srv.add_user(ALICE)
+    srv.add_user(BOB)
     with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=15) as client:
         client.starttls(context=client_tls_context())
         client.login(ALICE, PASSWORD)

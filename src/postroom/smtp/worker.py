@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from postroom import log
+from postroom import log, privileges
 from postroom.app import App
 from postroom.auth.authenticator import Authenticator, AuthOutcome
 from postroom.auth.sasl import Challenge
-from postroom.config import IMPLICIT_TLS, Settings
+from postroom.config import IMPLICIT_TLS, Settings, apply_reloadable
 from postroom.ipc import Channel, ChannelClosed
 from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
@@ -66,8 +66,7 @@ class ForwardingStore(SqliteStore):
         at = prepared.body_at
         text = prepared.body_text if at is None else str(data[at:], "utf-8")
         words = vocabulary(prepared.headers_text, text)
-        noted = self._send("vocabulary", prepared.blob_id, words)
-        noted.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.channel.notify("vocabulary", prepared.blob_id, words)
         return await self._forward(delivered)
 
     def _send(self, method: str, *args: Any) -> asyncio.Future[Any]:
@@ -118,8 +117,7 @@ class RemoteExchange:
             return
         self._over = True
         if self._id is not None:
-            task = asyncio.ensure_future(self.channel.call("sasl_cancel", self._id))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self.channel.notify("sasl_cancel", self._id)
 
 
 class RemoteAuthenticator(Authenticator):
@@ -183,6 +181,9 @@ class Worker:
 
     async def _start(self, settings: Settings, sockets: dict[str, list[int]], workers: int) -> None:
         log.setup(settings.log_level)
+        user = privileges.account(settings.user)
+        if user is not None:
+            privileges.become(user)
         self.channel.max_frame = max_frame(settings)
         store = ForwardingStore(settings, self.channel)
         await store.open()
@@ -214,8 +215,6 @@ class Worker:
         await conn.write(f"421 4.3.2 {settings.hostname} {reason}\r\n".encode())
 
     def _reload(self, settings: Settings) -> None:
-        from postroom.server import apply_reloadable
-
         assert self.app is not None
         apply_reloadable(self.app.settings, settings)
         self.app.tls.cert_path = settings.tls.cert or self.app.tls.cert_path

@@ -161,8 +161,8 @@ class SmtpWorkers:
 
     def reload(self) -> None:
         for worker in self.workers:
-            task = asyncio.ensure_future(worker.call("reload", self.app.settings))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            if worker.channel is not None:
+                worker.channel.notify("reload", self.app.settings)
 
     async def stop(self, grace: float) -> None:
         """Workers stop accepting, finish the messages they are receiving within ``grace``,
