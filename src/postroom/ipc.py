@@ -21,7 +21,7 @@ from typing import Any
 from postroom import log
 
 _HEADER = struct.Struct("!I")
-_REQUEST, _RESULT, _ERROR = range(3)
+_REQUEST, _RESULT, _ERROR, _NOTE = range(4)
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
 
@@ -71,10 +71,9 @@ class Channel:
         return future
 
     def notify(self, method: str, *args: Any) -> None:
-        """Send a call whose result nobody waits for (a failure is dropped, not raised)."""
-        if self._closed:
-            return
-        self.send(method, *args).add_done_callback(_drop_outcome)
+        """Send a call that is not answered (its failure is logged over there, not raised)."""
+        if not self._closed:
+            self._send(_NOTE, 0, (method, args))
 
     async def serve(self) -> None:
         """Read frames until the other side closes; requests in flight are then cancelled."""
@@ -89,8 +88,9 @@ class Channel:
                     kind, call_id, body = pickle.loads(await self.reader.readexactly(size))
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                if kind == _REQUEST:
-                    task = asyncio.create_task(self._answer(call_id, *body))
+                if kind in (_REQUEST, _NOTE):
+                    answer = self._answer(call_id, *body) if kind == _REQUEST else self._note(*body)
+                    task = asyncio.create_task(answer)
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 else:
@@ -122,6 +122,12 @@ class Channel:
         else:
             self._reply(_RESULT, call_id, result)
 
+    async def _note(self, method: str, args: tuple[Any, ...]) -> None:
+        try:
+            await self.handler(method, args)
+        except Exception as exc:  # noqa: BLE001 - nobody to tell but the log
+            log.event("ipc: notification failed", logging.ERROR, method=method, error=repr(exc))
+
     def _reply(self, kind: int, call_id: int, body: Any) -> None:
         if self._closed:
             return
@@ -136,8 +142,3 @@ class Channel:
             raise ChannelClosed(f"frame of {len(payload)} bytes is over the bound")
         self.writer.write(_HEADER.pack(len(payload)))
         self.writer.write(payload)
-
-
-def _drop_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved, so asyncio does not report it as lost

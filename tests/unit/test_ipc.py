@@ -92,3 +92,24 @@ async def test_frames_are_bounded():
         await a.call("echo", b"after")
     b.close()
     await asyncio.gather(*tasks)
+
+
+async def test_notifications_are_not_answered():
+    seen: list[tuple[str, tuple]] = []
+
+    async def server(method, args):
+        seen.append((method, args))
+        if method == "bad":
+            raise ValueError("only logged")
+        return "answer nobody reads"
+
+    a, b = await pair(server, server)
+    tasks = [asyncio.create_task(a.serve()), asyncio.create_task(b.serve())]
+    a.notify("bad")
+    a.notify("note", 1, b"x")
+    assert await a.call("call") == "answer nobody reads"  # frames are handled in order
+    assert seen == [("bad", ()), ("note", (1, b"x")), ("call", ())]
+    assert not a._waiting  # nothing was waiting for the notifications
+    a.close()
+    b.close()
+    await asyncio.gather(*tasks)
