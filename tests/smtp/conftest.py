@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.helpers import ServerThread, make_settings
+from tests.helpers import ServerThread
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -18,25 +16,8 @@ def smtp_workers(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def server(tmp_path, smtp_workers: int) -> Iterator[ServerThread]:
-    with ServerThread(make_settings(tmp_path / "data", smtp_workers=smtp_workers)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server_factory(tmp_path, smtp_workers: int) -> Iterator:
-    started: list[ServerThread] = []
-
-    def start(**overrides) -> ServerThread:
-        overrides.setdefault("smtp_workers", smtp_workers)
-        srv = ServerThread(make_settings(tmp_path / f"data{len(started)}", **overrides))
-        srv.__enter__()
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in reversed(started):
-        srv.__exit__(None, None, None)
+def server_defaults(smtp_workers: int) -> dict:
+    return {"smtp_workers": smtp_workers}
 
 
 @pytest.fixture

@@ -29,9 +29,7 @@ def smtp_workers() -> int:
 
 @pytest.fixture
 def srv(server_factory) -> ServerThread:
-    server = server_factory(
-        smtp_workers=WORKERS, auth={"lockout_failures": 4, "failures_before_delay": 100}
-    )
+    server = server_factory(auth={"lockout_failures": 4, "failures_before_delay": 100})
     server.add_user(ALICE)
     server.add_user(BOB, quota=10_000)
     return server
@@ -102,9 +100,7 @@ def test_quota_refusal_crosses_the_process_boundary(srv):
 
 def test_submission_auth_and_remote_recipient_go_through_the_server(server_factory):
     # elsewhere.example is routed to a port nobody listens on: the message stays queued.
-    srv = server_factory(
-        smtp_workers=WORKERS, relay={"routes": {"elsewhere.example": f"127.0.0.1:{free_port()}"}}
-    )
+    srv = server_factory(relay={"routes": {"elsewhere.example": f"127.0.0.1:{free_port()}"}})
     srv.add_user(ALICE)
     srv.add_user(BOB)
     with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=15) as client:
@@ -164,7 +160,7 @@ def test_a_worker_that_dies_is_replaced(srv):
 
 
 def test_stop_ends_the_workers(server_factory):
-    server = server_factory(smtp_workers=WORKERS)
+    server = server_factory()
     pool = server.server.smtp_workers
     assert pool is not None
     procs = [w.proc for w in pool.workers]
