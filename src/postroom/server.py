@@ -119,8 +119,8 @@ class Server:
         try:
             await outbound.open()
             for service in SERVICES:
-                by_workers = processes > 0 and family(service) == "smtp"
-                listener = await self._listen(service, tls, limits, serve=not by_workers)
+                copies = processes if family(service) == "smtp" else 0
+                listener = await self._listen(service, tls, limits, copies=copies)
                 if listener is not None:
                     self.listeners[service] = listener
             user = privileges.account(s.user)
@@ -148,10 +148,10 @@ class Server:
             log.event("listening", svc=service, on=" ".join(f"{h}:{p}" for h, p in listener.bound))
 
     async def _listen(
-        self, service: str, tls: TLSManager, limits: ConnectionLimits, *, serve: bool
+        self, service: str, tls: TLSManager, limits: ConnectionLimits, *, copies: int
     ) -> Listener | None:
-        """Bind a service's addresses; accept on them here when ``serve`` (else the SMTP
-        workers do)."""
+        """Bind a service's addresses and accept on them here; with ``copies`` the SMTP
+        workers accept instead, each on its own copy (Listener.start)."""
         choices = address_choices(self.settings, service)
         for n, addresses in enumerate(choices, 1):
             if not addresses:
@@ -167,7 +167,7 @@ class Server:
                 reject=partial(self._reject, service),
             )
             try:
-                await listener.start(serve=serve)
+                await listener.start(serve=not copies, copies=max(copies, 1))
                 return listener
             except OSError as exc:
                 listener.stop_accepting()

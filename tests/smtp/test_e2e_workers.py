@@ -61,6 +61,23 @@ def test_workers_accept_and_the_server_process_commits(srv):
         assert b"Delivered-To: alice@example.test\r\n" in message
 
 
+def test_each_worker_accepts_on_its_own_socket(srv):
+    """One socket per worker in an SO_REUSEPORT group: connections reach both workers (the
+    reply's queue id starts with the serving process's session prefix)."""
+    copies = srv.server.listeners["smtp"].filenos()
+    assert len(copies) == WORKERS and len({fd for copy in copies for fd in copy}) == WORKERS
+    prefixes = set()
+    for _ in range(20):
+        with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=15) as client:
+            client.ehlo("client.example")
+            client.mail("carol@remote.example")
+            client.rcpt(ALICE)
+            code, text = client.data(b"Subject: spread\r\n\r\nx\r\n")
+            assert code == 250
+            prefixes.add(text.split()[-1][:6])
+    assert len(prefixes) == WORKERS
+
+
 def test_large_message_kept_in_a_file(srv):
     body = b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 4 + b"\r\n" * 10_000  # 660 KB
     send(srv, ALICE, body)

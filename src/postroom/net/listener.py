@@ -43,6 +43,7 @@ class Listener:
         self.limits = limits
         self.reject = reject
         self.servers: list[asyncio.Server] = []
+        self.copies: list[list[socket.socket]] = []  # for the SMTP workers
         self.sessions: dict[asyncio.Task[None], Connection] = {}
 
     @property
@@ -55,9 +56,13 @@ class Listener:
                 out.append((host, port))
         return out
 
-    async def start(self, *, serve: bool = True, sockets: Sequence[socket.socket] = ()) -> None:
-        """Bind the addresses and accept on them; with ``serve`` false, only bind (the SMTP
-        workers accept on these sockets: ``filenos``).  A worker passes the ``sockets``."""
+    async def start(
+        self, *, serve: bool = True, sockets: Sequence[socket.socket] = (), copies: int = 1
+    ) -> None:
+        """Bind the addresses and accept on them.  With ``serve`` false, only bind, for the
+        SMTP workers to accept on (``filenos``): ``copies`` sockets per address in one
+        SO_REUSEPORT group, one per worker, so the kernel hands each connection to one
+        worker instead of waking them all.  A worker passes the ``sockets`` it was given."""
         tls = {
             "ssl": self.tls() if self.implicit_tls else None,
             "ssl_handshake_timeout": 30 if self.implicit_tls else None,
@@ -67,28 +72,30 @@ class Listener:
                 self._accept, sock=sock, backlog=1024, limit=65536, **tls
             )
             self.servers.append(server)
+        group = copies > 1 and hasattr(socket, "SO_REUSEPORT")
         for host, port in self.addresses:
             server = await asyncio.start_server(
                 self._accept,
                 host or None,
                 port,
                 reuse_address=True,
+                reuse_port=group or None,
                 backlog=1024,
                 limit=65536,
                 start_serving=serve,
                 **tls,
             )
             self.servers.append(server)
+        if serve:
+            return
+        self.copies = [[s for server in self.servers for s in _listening(server.sockets)]]
+        if group:
+            first = self.copies[0]
+            self.copies += [[_bind_like(s) for s in first] for _ in range(copies - 1)]
 
-    def filenos(self) -> list[int]:
-        """The bound sockets, made to listen: connections queue while no worker accepts."""
-        fds = []
-        for server in self.servers:
-            for bound in server.sockets:
-                with socket.socket(fileno=os.dup(bound.fileno())) as sock:
-                    sock.listen(1024)
-                fds.append(bound.fileno())
-        return fds
+    def filenos(self) -> list[list[int]]:
+        """The listening sockets of each copy (``start(serve=False, copies=...)``)."""
+        return [[sock.fileno() for sock in copy] for copy in self.copies]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(reader, writer, self.service, self.idle_timeout())
@@ -125,6 +132,10 @@ class Listener:
     def stop_accepting(self) -> None:
         for server in self.servers:
             server.close()
+        for copy in self.copies:
+            for sock in copy:
+                sock.close()
+        self.copies = []
 
     async def drain(self, timeout: float) -> None:
         """End idle sessions now; let busy ones (receiving mail) finish within ``timeout``,
@@ -138,6 +149,30 @@ class Listener:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+
+
+def _listening(bound: Sequence[object]) -> list[socket.socket]:
+    """The sockets of a server that is not serving, made to listen: connections queue until
+    a worker accepts them."""
+    out = []
+    for transport_socket in bound:
+        sock = socket.socket(fileno=os.dup(transport_socket.fileno()))  # type: ignore[attr-defined]
+        sock.listen(1024)
+        out.append(sock)
+    return out
+
+
+def _bind_like(sock: socket.socket) -> socket.socket:
+    """Another listening socket on the same address, in the same SO_REUSEPORT group."""
+    twin = socket.socket(sock.family, socket.SOCK_STREAM)
+    twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if sock.family == socket.AF_INET6:
+        twin.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    twin.bind(sock.getsockname())
+    twin.listen(1024)
+    twin.setblocking(False)
+    return twin
 
 
 class ConnectionLimits:

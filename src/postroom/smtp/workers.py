@@ -1,6 +1,7 @@
 """The server process's side of its SMTP worker processes (smtp/worker.py).
 
-The server binds the SMTP listeners and hands the sockets to ``limits.smtp_workers``
+The server binds the SMTP listeners, one socket per worker in an SO_REUSEPORT group (the
+kernel then wakes only the worker a connection goes to), and hands them to ``smtp_workers``
 processes, which accept on them; it answers their calls (deliveries to commit, the outbound
 queue, SASL exchanges), forwards reloads and stops, and starts a worker again when one dies,
 as Postfix's master restarts its daemons.
@@ -46,7 +47,7 @@ class WorkerProcess:
     async def start(self) -> asyncio.Task[None]:
         """Spawn the process and wait until it accepts; returns the task serving its calls."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        fds = self.pool.sockets
+        fds = self.pool.sockets_of(self.number)
         self.exchanges = {}
         src = str(Path(__file__).resolve().parents[2])  # the postroom this process runs
         env = dict(os.environ)
@@ -128,13 +129,20 @@ class WorkerProcess:
 
 
 class SmtpWorkers:
-    def __init__(self, app: App, count: int, sockets: dict[str, list[int]]) -> None:
+    def __init__(self, app: App, count: int, sockets: dict[str, list[list[int]]]) -> None:
+        """``sockets``: per service, the listening sockets of each copy (Listener.filenos);
+        worker n accepts on copy n, or all on the one copy there is without SO_REUSEPORT."""
         self.app = app
         self.count = count
         self.sockets = sockets
         self.workers = [WorkerProcess(self, n) for n in range(1, count + 1)]
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
+
+    def sockets_of(self, number: int) -> dict[str, list[int]]:
+        return {
+            service: copies[(number - 1) % len(copies)] for service, copies in self.sockets.items()
+        }
 
     async def start(self) -> None:
         """Start every worker; returns once all accept connections."""
