@@ -3,11 +3,15 @@ read back from the store, trace fields, recipients, aliases, limits, DSN, SMTPUT
 
 from __future__ import annotations
 
+import asyncio
 import re
 import smtplib
+import threading
+import time
 
 import pytest
 
+from postroom.store.sqlite import SqliteStore
 from tests.helpers import ServerThread
 from tests.smtp.conftest import ALICE, BOB
 from tests.smtp.e2e import RawClient, alias, inbox
@@ -340,3 +344,43 @@ def test_configured_session_limits(server_factory):
     raw.send(b"BOGUS\r\n" * 4)
     assert raw.codes(3) == ["500 5.5.2", "500 5.5.2", "421 4.7.0"]
     assert raw.closed()
+
+
+def test_graceful_stop_lets_the_message_being_received_finish(mx):
+    """SIGTERM: a session between transactions ends at once with 421; one in the middle of
+    DATA may finish its message, which is stored and acknowledged, and then gets 421."""
+    busy = RawClient(mx.port("smtp"))
+    busy.command(b"EHLO client.example")
+    busy.command(b"MAIL FROM:<carol@remote.example>")
+    busy.command(b"RCPT TO:<alice@example.test>")
+    assert busy.command(b"DATA").startswith("354")
+    busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n")
+    idle = RawClient(mx.port("smtp"))
+    assert idle.command(b"EHLO idle.example").startswith("250")
+    time.sleep(0.3)  # the server has read the first half
+    stopping = threading.Thread(target=lambda: mx.call(mx.server.stop(grace=20), timeout=60))
+    stopping.start()
+    try:
+        assert idle.codes(1) == ["421 4.3.2"]
+        time.sleep(0.3)
+        busy.send(b"second half\r\n.\r\n")
+        assert busy.codes(2) == ["250 2.0.0", "421 4.3.2"]
+        assert busy.closed()
+    finally:
+        stopping.join()
+        busy.close()
+        idle.close()
+    store = SqliteStore(mx.settings.data_path)
+
+    async def stored() -> list[bytes]:
+        await store.open()
+        try:
+            account = await store.get_account(ALICE)
+            inbox_ = await store.get_mailbox(account.id, "INBOX")
+            messages = await store.fetch(inbox_.id, await store.uids(inbox_.id))
+            return [await store.read_blob(m.blob_id) for m in messages]
+        finally:
+            await store.close()
+
+    [message] = asyncio.run(stored())
+    assert message.endswith(b"Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n")

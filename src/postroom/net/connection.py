@@ -53,6 +53,7 @@ class Connection:
         # True while a message is being received or committed (SMTP DATA/BDAT, IMAP APPEND):
         # a graceful stop waits for busy sessions and ends idle ones at once.
         self.busy = False
+        self.draining = False  # the server is stopping: end the session once not busy
         sock = writer.get_extra_info("socket")
         if sock is not None:
             try:

@@ -141,7 +141,9 @@ class Listener:
         """End idle sessions now; let busy ones (receiving mail) finish within ``timeout``,
         then cancel whatever is left."""
         for task, conn in list(self.sessions.items()):
-            if not conn.busy:
+            if conn.busy:
+                conn.draining = True
+            else:
                 task.cancel()
         if self.sessions:
             _, pending = await asyncio.wait(set(self.sessions), timeout=timeout)

@@ -88,6 +88,11 @@ class Session:
             while True:
                 event = core.next_event()
                 if event is NEED_DATA:
+                    # Mid-transaction, a graceful stop lets the message finish (Listener.drain).
+                    conn.busy = core.transaction is not None
+                    if conn.draining and not conn.busy:
+                        core.shutting_down()
+                        continue
                     await self.flush()
                     try:
                         data = await conn.read()
