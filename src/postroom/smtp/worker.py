@@ -2,12 +2,13 @@
 
 One event loop on one core runs SMTP's protocol work (reading DATA, commands, the MIME parse
 of each message) for a few hundred messages a second; the server process starts
-``limits.smtp_workers`` of these (``python -m postroom.smtp.worker FD``) so that work runs on
-every core, like Postfix's smtpd processes.  Everything a session decides from the store
+``smtp_workers`` of these (``python -m postroom.smtp.worker FD``) so that work runs on every
+core, like Postfix's smtpd processes.  Everything a session decides from the store
 (domains, aliases, accounts, quota) is read from the same SQLite database directly.  What
 writes or keeps shared state goes to the server process over the channel (ipc.py):
-deliveries, already parsed here (``SqliteStore.prepare``), so the server only commits them,
-together with every other delivery of that moment (group commit); the outbound queue; and
+deliveries, already parsed here (``SqliteStore.prepare``, and the text's vocabulary for the
+full-text index), so the server only commits them, together with every other delivery of
+that moment (group commit); the outbound queue; and
 SASL exchanges, so brute-force throttling counts every attempt in one place.  IMAP IDLE
 hears of a delivery made through a worker as of any other, since the server commits it.
 
@@ -190,8 +191,8 @@ class Worker:
         tls = TLSManager(settings.tls.cert, settings.tls.key, settings.data_path, settings.hostname)
         auth = RemoteAuthenticator(store, settings, self.channel)
         self.app = WorkerApp(settings=settings, store=store, auth=auth, tls=tls)
-        # Each worker takes its share of the connection limits (connections reach whichever
-        # worker accepts first, so a client's share is spread across them).
+        # Each worker takes its share of the connection limits: the kernel spreads a client's
+        # connections over the workers' sockets (SO_REUSEPORT).
         limits = ConnectionLimits(
             math.ceil(settings.limits.connections_per_ip / workers),
             math.ceil(settings.limits.connections / workers),
