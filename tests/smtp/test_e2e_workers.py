@@ -183,3 +183,34 @@ def test_stop_ends_the_workers(server_factory):
     procs = [w.proc for w in pool.workers]
     server.call(server.server.stop(grace=5), timeout=60)
     assert all(p is not None and p.poll() is not None for p in procs)
+
+
+def test_a_worker_that_fails_to_start_is_retried_less_often(srv, monkeypatch):
+    from postroom.smtp import workers
+
+    monkeypatch.setattr(workers, "RESTART_DELAY", 0.05)
+    monkeypatch.setattr(workers, "MAX_RESTART_DELAY", 0.2)
+    pool = srv.server.smtp_workers
+    worker = pool.workers[0]
+    start, attempts = worker.start, []
+
+    async def failing_start():
+        attempts.append(time.monotonic())
+        if len(attempts) <= 3:
+            raise OSError("cannot start")
+        return await start()
+
+    monkeypatch.setattr(worker, "start", failing_start)
+    victim = worker.proc.pid
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = worker_pids(srv)
+        if len(pids) == WORKERS and victim not in pids:
+            break
+        time.sleep(0.05)
+    assert len(pids) == WORKERS and victim not in pids and len(attempts) == 4
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.2  # doubled, then capped
+    send(srv, ALICE, b"Subject: back\r\n\r\nx\r\n")
+    assert len(inbox(srv, ALICE)) == 1

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from postroom.auth.authenticator import SaslExchange
 
 RESTART_DELAY = 1.0  # seconds before a worker that died is started again
+MAX_RESTART_DELAY = 60.0  # ... doubling while it fails to start, up to this
 START_TIMEOUT = 60.0
 
 
@@ -153,6 +154,9 @@ class SmtpWorkers:
         ]
 
     async def _supervise(self, worker: WorkerProcess, serving: asyncio.Task[None]) -> None:
+        """Start a worker again when it dies; one that keeps failing to start is tried less
+        and less often (up to once a minute), as Postfix's master throttles a daemon."""
+        delay = RESTART_DELAY
         while True:
             await asyncio.shield(serving)  # until the channel closes: the worker has gone
             await worker.wait(10.0)
@@ -160,12 +164,14 @@ class SmtpWorkers:
                 return
             code = worker.proc.returncode if worker.proc is not None else None
             log.event("smtp worker died", logging.ERROR, worker=worker.number, status=code)
-            await asyncio.sleep(RESTART_DELAY)
+            await asyncio.sleep(delay)
             try:
                 serving = await worker.start()
-            except Exception as exc:  # noqa: BLE001 - keep trying, as Postfix's master does
+                delay = RESTART_DELAY
+            except Exception as exc:  # noqa: BLE001 - keep trying
                 log.event("smtp worker failed to start", logging.ERROR, error=repr(exc))
                 serving = asyncio.create_task(asyncio.sleep(0))
+                delay = min(delay * 2, MAX_RESTART_DELAY)
 
     def reload(self) -> None:
         for worker in self.workers:
