@@ -41,6 +41,18 @@ def worker_pids(server: ServerThread) -> list[int]:
     return [w.proc.pid for w in pool.workers if w.proc is not None and w.proc.poll() is None]
 
 
+def kill_and_await_replacement(server: ServerThread, victim: int) -> bool:
+    """Kill a worker; True once another has taken its place (within 30 s)."""
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = worker_pids(server)
+        if len(pids) == WORKERS and victim not in pids:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def send(server: ServerThread, rcpt: str, body: bytes, sender: str = "carol@remote.example"):
     with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=15) as client:
         return client.sendmail(sender, [rcpt], body)
@@ -163,14 +175,7 @@ def test_reload_reaches_the_workers(srv):
 
 def test_a_worker_that_dies_is_replaced(srv):
     victim = worker_pids(srv)[0]
-    os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pids = worker_pids(srv)
-        if len(pids) == WORKERS and victim not in pids:
-            break
-        time.sleep(0.1)
-    assert len(pids) == WORKERS and victim not in pids
+    assert kill_and_await_replacement(srv, victim)
     for i in range(10):
         send(srv, ALICE, f"Subject: after {i}\r\n\r\nx\r\n".encode())
     assert len(inbox(srv, ALICE)) == 10
@@ -202,14 +207,7 @@ def test_a_worker_that_fails_to_start_is_retried_less_often(srv, monkeypatch):
 
     monkeypatch.setattr(worker, "start", failing_start)
     victim = worker.proc.pid
-    os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pids = worker_pids(srv)
-        if len(pids) == WORKERS and victim not in pids:
-            break
-        time.sleep(0.05)
-    assert len(pids) == WORKERS and victim not in pids and len(attempts) == 4
+    assert kill_and_await_replacement(srv, victim) and len(attempts) == 4
     gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.2  # doubled, then capped
     send(srv, ALICE, b"Subject: back\r\n\r\nx\r\n")
