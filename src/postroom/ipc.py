@@ -133,7 +133,8 @@ class Channel:
             return
         try:
             self._send(kind, call_id, body)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        except (pickle.PicklingError, TypeError, AttributeError, ChannelClosed) as exc:
+            # Cannot be sent as itself (or is over the bound): the caller still gets an answer.
             self._send(_ERROR, call_id, RemoteError(f"{type(body).__name__}: {exc}"))
 
     def _send(self, kind: int, call_id: int, body: Any) -> None:

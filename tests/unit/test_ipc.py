@@ -78,12 +78,14 @@ async def test_a_peer_that_goes_away_fails_calls_in_flight():
 
 async def test_frames_are_bounded():
     async def echo(method, args):
-        return args
+        return b"z" * 2000 if method == "grow" else args
 
     a, b = await pair(echo, echo, max_frame=1000)
     tasks = [asyncio.create_task(a.serve()), asyncio.create_task(b.serve())]
     with pytest.raises(ChannelClosed, match="over the bound"):
         await a.call("echo", b"x" * 2000)
+    with pytest.raises(RemoteError, match="over the bound"):  # an answer over it: still answered
+        await a.call("grow")
     assert await a.call("echo", b"small") == (b"small",)
     # A peer that announces a bigger frame is disconnected rather than buffered.
     b.writer.write((5000).to_bytes(4, "big"))
