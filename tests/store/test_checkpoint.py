@@ -51,3 +51,25 @@ async def test_a_busy_log_still_restarts(tmp_path, monkeypatch):
         assert (await store.status(inbox)).messages == 400
     finally:
         await store.close()
+
+
+async def test_a_busy_log_restarts_with_writers_in_two_stores(tmp_path, monkeypatch):
+    """The server's and its SMTP workers' writers commit in turn without pause."""
+    monkeypatch.setattr(checkpoint, "RESTART_FRAMES", 64)
+    store, inbox = await open_store(tmp_path / "d")
+    worker = SqliteStore(tmp_path / "d", background=False)
+    await worker.open()
+    try:
+        body = "z" * 8000
+
+        async def writer(target: SqliteStore, k: int) -> None:
+            for n in range(100):
+                await target.append(inbox, message(k * 1000 + n, body=body))
+
+        await asyncio.gather(*(writer(s, k) for k, s in enumerate([store, worker] * 2)))
+        wal = tmp_path / "d" / (DB_NAME + "-wal")
+        assert wal.stat().st_size < 8_000_000
+        assert (await store.status(inbox)).messages == 400
+    finally:
+        await worker.close()
+        await store.close()

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from postroom.store import query as q
 from postroom.store.base import FlagMode, StoreError
 from postroom.store.sqlite import SqliteStore
 from tests.store.conftest import message, stored_blobs
@@ -163,3 +164,36 @@ async def test_another_process_writes_while_open(store, inbox):
     assert {f"cli{n}@example.org" for n in range(5)} <= addresses
     cli = await store.get_account("cli0@example.org")
     assert [m.name for m in await store.list_mailboxes(cli.id)][0] == "Archive"
+
+
+async def test_a_worker_store_commits_and_the_server_store_takes_over_the_rest(tmp_path):
+    """An SMTP worker's store (background=False) commits its deliveries itself; the server's
+    store, told of them, announces them to its sessions and indexes their texts."""
+    server, worker = SqliteStore(tmp_path / "d"), SqliteStore(tmp_path / "d", background=False)
+    await server.open()
+    await worker.open()
+    try:
+        await server.add_domain("example.org")
+        account = await server.create_account("a@example.org", "h", None)
+        inbox = await server.get_mailbox(account.id, "INBOX")
+        with (
+            server.notifier.subscribe(account.id) as heard,
+            worker.notifier.subscribe(account.id) as committed,
+        ):
+            results = await asyncio.gather(
+                *(worker.append(inbox.id, message(n, body=f"needle{n}")) for n in range(10)),
+                *(server.append(inbox.id, message(n)) for n in range(10, 20)),
+            )
+            assert sorted(r.uid for r in results) == list(range(1, 21))
+            await asyncio.sleep(0)  # the writer thread's announcements reach this loop
+            changes = committed.drain()
+            assert len(changes) == 10
+            heard.drain()  # the server's own appends
+            server.committed_elsewhere(changes)
+            await asyncio.sleep(0)
+            assert heard.drain() == changes
+        assert await server.text_index_settled(timeout=30)
+        assert await server.search(inbox.id, q.Body("needle7")) == [results[7].uid]
+    finally:
+        await worker.close()
+        await server.close()

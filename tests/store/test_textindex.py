@@ -8,6 +8,7 @@ import asyncio
 from postroom.store import query as q
 from postroom.store import sqlite
 from postroom.store.base import FlagMode
+from postroom.store.blobs import digest
 from postroom.store.sqlite import SqliteStore
 from postroom.store.textindex import Vocabularies
 from tests.store.conftest import message
@@ -145,7 +146,7 @@ async def test_a_raw_body_is_not_stored_twice(store, inbox):
 async def test_a_vocabulary_made_ahead_is_indexed_as_given(store, inbox):
     """What an SMTP worker hands over for a message is what the index step indexes."""
     data = message(1, body="words of the body")
-    store.vocabularies.add(store.prepare(data, write=False).blob_id, "made ahead")
+    store.vocabularies.add(digest(data), "made ahead")
     await store.append(inbox.id, data)
     await store.append(inbox.id, message(2, body="nobody made this one's"))
     await wait_indexed(store, 2)

@@ -3,14 +3,14 @@
 One event loop on one core runs SMTP's protocol work (reading DATA, commands, the MIME parse
 of each message) for a few hundred messages a second; the server process starts
 ``smtp_workers`` of these (``python -m postroom.smtp.worker FD``) so that work runs on every
-core, like Postfix's smtpd processes.  Everything a session decides from the store
-(domains, aliases, accounts, quota) is read from the same SQLite database directly.  What
-writes or keeps shared state goes to the server process over the channel (ipc.py):
-deliveries, already parsed here (``SqliteStore.prepare``, and the text's vocabulary for the
-full-text index), so the server only commits them, together with every other delivery of
-that moment (group commit); the outbound queue; and
-SASL exchanges, so brute-force throttling counts every attempt in one place.  IMAP IDLE
-hears of a delivery made through a worker as of any other, since the server commits it.
+core, like Postfix's smtpd processes.  Each worker opens the same store as the server and
+commits its own deliveries (group commit, the writers of all processes taking turns on the
+data folder's write lock), so a message is acknowledged without a round trip through the
+server process.  The server hears of every commit over the channel (ipc.py) and announces
+it to its own sessions (IMAP IDLE, POP3), indexes the texts and checkpoints the log: the
+worker's store does no background work.  What keeps shared state in memory goes to the
+server process: the outbound queue, and SASL exchanges, so brute-force throttling counts
+every attempt in one place.
 
 The channel is the worker's lifeline: when the server process goes away, the worker stops.
 """
@@ -24,7 +24,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+import threading
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -38,49 +39,40 @@ from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager
 from postroom.smtp import session
-from postroom.store.base import AppendResult, Delivery, StoreError
+from postroom.store.base import StoreError
+from postroom.store.notifier import Change, InProcessNotifier
 from postroom.store.sqlite import SqliteStore
-from postroom.store.textindex import vocabulary
 
 
 def max_frame(settings: Settings) -> int:
-    """A delivery carries the message, its decoded text and its parse: bounded by the size."""
-    return 4 * settings.limits.message_size + (1 << 20)
+    """A call can carry a message (to the outbound queue): bounded by the size."""
+    return 2 * settings.limits.message_size + (1 << 20)
 
 
-class ForwardingStore(SqliteStore):
-    """Reads from the database like the server does; delivers through the server process."""
+class ForwardingNotifier(InProcessNotifier):
+    """Announces this process's commits to the server process too, whose sessions are the
+    ones that listen; the changes of one batch travel in one notification."""
 
-    def __init__(self, settings: Settings, channel: Channel) -> None:
-        super().__init__(settings.data_path, limits=settings.limits, lookups_only=True)
+    def __init__(self, channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.channel = channel
+        self._channel_loop = loop
+        self._changes: list[Change] = []
+        self._lock = threading.Lock()
 
-    async def deliver(
-        self, targets: Sequence[Delivery], data: bytes, internaldate: float | None = None
-    ) -> list[AppendResult]:
-        data = bytes(data)
-        self._check_size(data)
-        prepared = self.prepare(data, write=False)
-        delivered = self._send("deliver", list(targets), prepared, internaldate)
-        # While the server commits, this process would only wait: it makes the text's
-        # vocabulary for the full-text index meanwhile, so the server's writer need not.
-        at = prepared.body_at
-        text = prepared.body_text if at is None else str(data[at:], "utf-8")
-        words = vocabulary(prepared.headers_text, text)
-        self.channel.notify("vocabulary", prepared.blob_id, words)
-        return await self._forward(delivered)
+    def publish(self, change: Change) -> None:
+        super().publish(change)
+        with self._lock:
+            self._changes.append(change)
+            first = len(self._changes) == 1
+        if first:  # called by the writer thread: the channel is the event loop's
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+                self._channel_loop.call_soon_threadsafe(self._forward)
 
-    def _send(self, method: str, *args: Any) -> asyncio.Future[Any]:
-        try:
-            return self.channel.send(method, *args)
-        except ChannelClosed as exc:
-            raise StoreError(f"the server process is not reachable: {exc}") from None
-
-    async def _forward(self, call: asyncio.Future[Any]) -> Any:
-        try:
-            return await call
-        except ChannelClosed as exc:
-            raise StoreError(f"the server process is not reachable: {exc}") from None
+    def _forward(self) -> None:
+        with self._lock:
+            changes, self._changes = self._changes, []
+        self.channel.notify("committed", changes)
 
 
 class RemoteExchange:
@@ -135,13 +127,17 @@ class RemoteAuthenticator(Authenticator):
         return RemoteExchange(self.channel, name, ip, secure)
 
 
+@dataclass
 class WorkerApp(App):
+    """The outbound queue is the server process's: messages for it go over the channel."""
+
+    channel: Channel = field(kw_only=True)
+
     async def enqueue(self, sender: str, recipients: list[Any], data: bytes, **options: Any) -> str:
-        assert isinstance(self.store, ForwardingStore)
-        store = self.store
-        queue_id: str = await store._forward(
-            store._send("enqueue", sender, recipients, data, options)
-        )
+        try:
+            queue_id: str = await self.channel.call("enqueue", sender, recipients, data, options)
+        except ChannelClosed as exc:
+            raise StoreError(f"the server process is not reachable: {exc}") from None
         return queue_id
 
 
@@ -186,11 +182,14 @@ class Worker:
         if user is not None:
             privileges.become(user)
         self.channel.max_frame = max_frame(settings)
-        store = ForwardingStore(settings, self.channel)
+        notifier = ForwardingNotifier(self.channel, asyncio.get_running_loop())
+        store = SqliteStore(settings.data_path, notifier, settings.limits, background=False)
         await store.open()
         tls = TLSManager(settings.tls.cert, settings.tls.key, settings.data_path, settings.hostname)
         auth = RemoteAuthenticator(store, settings, self.channel)
-        self.app = WorkerApp(settings=settings, store=store, auth=auth, tls=tls)
+        self.app = WorkerApp(
+            settings=settings, store=store, auth=auth, tls=tls, channel=self.channel
+        )
         # Each worker takes its share of the connection limits: the kernel spreads a client's
         # connections over the workers' sockets (SO_REUSEPORT).
         limits = ConnectionLimits(

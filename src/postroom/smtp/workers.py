@@ -2,8 +2,8 @@
 
 The server binds the SMTP listeners, one socket per worker in an SO_REUSEPORT group (the
 kernel then wakes only the worker a connection goes to), and hands them to ``smtp_workers``
-processes, which accept on them; it answers their calls (deliveries to commit, the outbound
-queue, SASL exchanges), forwards reloads and stops, and starts a worker again when one dies,
+processes, which accept on them; it hears of the deliveries they commit, answers their calls
+(the outbound queue, SASL exchanges), forwards reloads and stops, and starts a worker again when one dies,
 as Postfix's master restarts its daemons.
 """
 
@@ -75,14 +75,10 @@ class WorkerProcess:
 
     async def _handle(self, method: str, args: tuple[Any, ...]) -> Any:
         app = self.pool.app
-        if method == "deliver":
+        if method == "committed":
             store = app.store
             assert isinstance(store, SqliteStore)
-            return await store.deliver_prepared(*args)
-        if method == "vocabulary":
-            store = app.store
-            assert isinstance(store, SqliteStore)
-            store.vocabularies.add(*args)
+            store.committed_elsewhere(*args)
             return None
         if method == "enqueue":
             sender, recipients, data, options = args

@@ -3,15 +3,16 @@
 SQLite's automatic checkpoint runs inside the commit that crosses its threshold, on the
 writer thread: copying the log into the database (and fsyncing it) delays every
 acknowledgement queued behind that commit, and with 100 KB messages it was a fifth of the
-writer's time.  Here the writer's connection never checkpoints by itself; after each commit
-it nudges this thread, which copies the log with PASSIVE checkpoints (they never block the
-writer or readers) on another core, since SQLite releases the GIL while it works.
+writer's time.  Here writers' connections never checkpoint by themselves; each commit (of
+this process's writer, or one another process reports) nudges this thread, which copies the
+log with PASSIVE checkpoints (they never block writers or readers) on another core, since
+SQLite releases the GIL while it works.
 
 The log restarts from its beginning only when a write transaction starts with every frame
-already copied, which a writer committing without pause may never allow, so the log would
-grow for as long as the load lasts.  Once it passes ``RESTART_FRAMES`` the writer is asked to
-run one checkpoint itself between two batches: that finishes the copy (little is left by
-then), and its next transaction restarts the log.
+already copied, which writers committing without pause may never allow, so the log would
+grow for as long as the load lasts.  Once it passes ``RESTART_FRAMES`` this thread takes the
+write lock for one checkpoint: with no writer in the way that finishes the copy (little is
+left by then), and the next transaction, of whichever writer, restarts the log.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from postroom import log
+from postroom.store.writelock import WriteLock
 
 # Seconds between two checkpoints at most once nudged: copies gather a few commits each.
 PAUSE = 0.02
@@ -31,16 +33,17 @@ RESTART_FRAMES = 4096
 
 
 class Checkpointer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], lock: WriteLock) -> None:
         self._connect = connect
+        self._lock = lock
         self._wake = threading.Event()
         self._stopping = False
-        self._restart = False
         self._thread = threading.Thread(
             target=self._run, name="postroom-store-checkpoint", daemon=True
         )
 
     def start(self) -> None:
+        self._lock.open()
         self._thread.start()
 
     def stop(self) -> None:
@@ -48,15 +51,8 @@ class Checkpointer:
         self._wake.set()
         self._thread.join()
 
-    def prepare_writer(self, conn: sqlite3.Connection) -> None:
-        """The writer's connection leaves checkpoints to this thread."""
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-
-    def after_commit(self, conn: sqlite3.Connection) -> None:
-        """Called by the writer thread after each commit, with its connection."""
-        if self._restart:
-            self._restart = False
-            _checkpoint(conn)
+    def nudge(self) -> None:
+        """Something was committed (safe from any thread)."""
         self._wake.set()
 
     def _run(self) -> None:
@@ -67,11 +63,12 @@ class Checkpointer:
                 self._wake.clear()
                 if self._stopping:
                     return
-                frames = _checkpoint(conn)
-                if frames >= RESTART_FRAMES:
-                    self._restart = True
+                if _checkpoint(conn) >= RESTART_FRAMES:
+                    with self._lock:
+                        _checkpoint(conn)
                 time.sleep(PAUSE)
         finally:
+            self._lock.close()
             conn.close()
 
 

@@ -12,8 +12,11 @@ larger one is first written to its blob file by the worker thread, and the write
 file's directory before the commit that makes it visible, so a committed row always points to
 a complete, durable file (blobs.py).
 
-Several processes may open the same data folder (the CLI next to ``postroom serve``): SQLite
-serialises their writers with a busy timeout, and every read sees what any process committed.
+Several processes may open the same data folder (the CLI and the SMTP worker processes next
+to ``postroom serve``): their writers take turns on the folder's write lock (writelock.py), and
+every read sees what any process committed.  A store opened with ``background=False`` (an SMTP
+worker's) leaves text indexing and WAL checkpoints to the server process's store, which hears
+of its commits (``committed_elsewhere``) and announces them to its own sessions.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from postroom.store.query import Query
 from postroom.store.schema import DELETED, FLAG_BITS, SEEN
 from postroom.store.search import compile_search
 from postroom.store.textindex import Vocabularies, index_step
+from postroom.store.writelock import WriteLock
 from postroom.store.writer import OpContext, Writer
 
 T = TypeVar("T")
@@ -115,7 +119,7 @@ _ACCOUNT_COLUMNS = "id, address, quota"
 @dataclass(slots=True)
 class Prepared:
     """A message parsed (and, when kept in a file, written to it), ready for the metadata
-    commit.  SMTP worker processes make it and send it to the process that commits."""
+    commit."""
 
     blob_id: str
     data: bytes
@@ -136,14 +140,14 @@ class SqliteStore(Store):
         limits: Limits | None = None,
         *,
         inline_max: int = INLINE_MAX,
-        lookups_only: bool = False,
+        background: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.notifier = notifier if notifier is not None else InProcessNotifier()
         self.limits = limits if limits is not None else Limits()
         self.inline_max = inline_max
-        # An SMTP worker process: reads only; its deliveries go to the process that writes.
-        self.lookups_only = lookups_only
+        # False in an SMTP worker process: indexing and checkpoints are the server's.
+        self.background = background
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
         self._writer: Writer | None = None
@@ -165,20 +169,19 @@ class SqliteStore(Store):
     async def open(self) -> None:
         if self._writer is not None or self._read_pool is not None:
             return
-        if not self.lookups_only:
-            await asyncio.to_thread(self._open_sync)
+        await asyncio.to_thread(self._open_sync)
         self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="postroom-read")
-        if self.lookups_only:
-            return
         self._io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="postroom-blob")
-        self._checkpointer = Checkpointer(self._connect)
-        self._checkpointer.start()
+        if self.background:
+            self._checkpointer = Checkpointer(self._connect, WriteLock(self.data_dir))
+            self._checkpointer.start()
         self._writer = Writer(
             self._connect,
             self._blobs,
             self.notifier,
-            partial(index_step, known=self.vocabularies),
-            self._checkpointer,
+            partial(index_step, known=self.vocabularies) if self.background else None,
+            WriteLock(self.data_dir),
+            self._checkpointer.nudge if self._checkpointer is not None else _nothing,
         )
         self._writer.start()
 
@@ -253,6 +256,18 @@ class SqliteStore(Store):
             self._marker.unlink(missing_ok=True)
             self._marker = None
         self._closing = False
+
+    def committed_elsewhere(self, changes: Sequence[Change]) -> None:
+        """Changes another process's writer committed (an SMTP worker's deliveries): they are
+        announced to this process's sessions, their texts indexed and their log pages
+        checkpointed here, as if this process had committed them.  Safe from any thread."""
+        for change in changes:
+            self.notifier.publish(change)
+        added = sum(change.kind is ChangeKind.MESSAGES_ADDED for change in changes)
+        if added and self._writer is not None:
+            self._writer.add_background(added)  # at most one text per message added
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -774,9 +789,9 @@ class SqliteStore(Store):
         return await self._read(read)
 
     # -- messages: storing ---------------------------------------------------------------
-    def prepare(self, data: bytes, *, write: bool = True) -> Prepared:
+    def prepare(self, data: bytes) -> Prepared:
         """Parse once; for a message kept in a file, also write the file (then on an I/O
-        thread) unless ``write`` is false (a worker process leaves that to the writer's)."""
+        thread)."""
         blob_id = blobfiles.digest(data)
         parsed = mime.parse(
             data, max_depth=self.limits.mime_depth, max_fields=self.limits.mime_headers
@@ -790,7 +805,7 @@ class SqliteStore(Store):
         )
         headers_text = "\n".join([*headers.values(), *_searchable_fields(data)])
         inline = len(data) <= self.inline_max
-        dirs = () if inline or not write else self._blobs.write(blob_id, data)
+        dirs = () if inline else self._blobs.write(blob_id, data)
         meta = parsed.to_bytes(with_text=False)
         text = parsed.text
         body_at = _raw_text_at(data, parsed.parts[0][1], text) if inline else None
@@ -859,30 +874,20 @@ class SqliteStore(Store):
         self, targets: Sequence[Delivery], data: bytes, internaldate: float | None = None
     ) -> list[AppendResult]:
         """All or nothing: one blob, one commit; OverQuota names the first account over."""
-        return await self.deliver_prepared(targets, bytes(data), internaldate)
-
-    async def deliver_prepared(
-        self,
-        targets: Sequence[Delivery],
-        message: bytes | Prepared,
-        internaldate: float | None = None,
-    ) -> list[AppendResult]:
-        """``deliver`` for a message given as bytes or already prepared (by an SMTP worker
-        process, from ``prepare(data, write=False)``)."""
         if not targets:
             raise Invalid("no delivery target")
-        data = message.data if isinstance(message, Prepared) else message
+        data = bytes(data)
         self._check_size(data)
         parsed_flags = [_parse_flags(t.flags) for t in targets]
         when = time.time() if internaldate is None else float(internaldate)
-        if self._closing or self.lookups_only:
-            raise StoreError("the store is closing" if self._closing else "the store is read-only")
+        if self._closing:
+            raise StoreError("the store is closing")
         if len(data) > self.inline_max:
             await self._precheck([t.mailbox_id for t in targets], len(data))
         # Once the blob is being written, finish even if the caller goes away: the commit
         # either happens or the writer removes the file (no orphan left behind).  close()
         # waits for these.
-        task = asyncio.ensure_future(self._deliver(targets, parsed_flags, message, when))
+        task = asyncio.ensure_future(self._deliver(targets, parsed_flags, data, when))
         self._delivering.add(task)
         task.add_done_callback(self._delivered)
         return await asyncio.shield(task)
@@ -896,17 +901,11 @@ class SqliteStore(Store):
         self,
         targets: Sequence[Delivery],
         parsed_flags: list[tuple[int, dict[str, str]]],
-        message: bytes | Prepared,
+        message: bytes,
         when: float,
     ) -> list[AppendResult]:
         try:
-            if isinstance(message, Prepared):
-                prepared = message
-                if not prepared.inline:
-                    prepared.dirs = await self._io(
-                        self._blobs.write, prepared.blob_id, message.data
-                    )
-            elif len(message) <= self.inline_max:
+            if len(message) <= self.inline_max:
                 # A message kept in the database needs no file I/O, only parsing (about
                 # 0.1 ms for 4 KB, 0.4 ms at INLINE_MAX): done right here, since a thread
                 # could not run that Python code in parallel anyway, and the hop to it and
@@ -1251,6 +1250,10 @@ class SqliteStore(Store):
 
 
 # -- helpers running inside read or write transactions -----------------------------------
+
+
+def _nothing() -> None:
+    pass
 
 
 def _account(row: tuple[Any, ...] | None) -> Account | None:

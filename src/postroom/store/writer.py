@@ -8,6 +8,11 @@ batch — and only then announces the changes and settles the callers' futures. 
 the operations that queue up while one batch is being fsync'd form the next batch, so
 throughput grows with concurrency instead of being capped by the disk's fsync rate.
 
+Several processes may each run a writer on the same data folder (the server and its SMTP
+workers): every transaction holds the folder's write lock (writelock.py), so they take turns
+without SQLite's sleep-and-retry.  The writer's connection never checkpoints the log itself:
+``committed`` tells whoever does (checkpoint.py) after each commit.
+
 Blob files whose last reference went away are unlinked after the commit, under the write
 lock, and only if no row came back for them meanwhile (another operation or another process
 may have stored the same bytes again).
@@ -15,7 +20,9 @@ may have stored the same bytes again).
 Deferred work (full-text indexing) runs as ``background`` steps, each its own transaction:
 when the queue has been empty a moment, every ``BACKGROUND_EVERY`` batches while it is not
 once ``BACKGROUND_MIN`` items wait, and after every batch while the backlog exceeds
-``BACKLOG``, so it neither delays acknowledgements much nor falls behind without bound.
+``BACKLOG``, so it neither delays acknowledgements much nor falls behind without bound.  A
+writer without ``background`` leaves that work to another process's writer, which hears of it
+through ``add_background``.
 """
 
 from __future__ import annotations
@@ -34,8 +41,8 @@ from typing import Any
 from postroom import log
 from postroom.store.base import StoreError
 from postroom.store.blobs import BlobFiles, fsync_dir
-from postroom.store.checkpoint import Checkpointer
 from postroom.store.notifier import Change, Notifier
+from postroom.store.writelock import WriteLock
 
 # Operations per transaction at most: bounds the time one commit holds the write lock.
 MAX_BATCH = 512
@@ -78,6 +85,13 @@ class _Item:
     files: tuple[str, ...]  # blobs written for this operation: unlink if it does not commit
 
 
+@dataclass(slots=True)
+class _More:
+    """Background work another process's writer left for this one."""
+
+    items: int
+
+
 _STOP = object()
 
 
@@ -87,20 +101,23 @@ class Writer:
         connect: Callable[[], sqlite3.Connection],
         blobs: BlobFiles,
         notifier: Notifier,
-        background: Background,
-        checkpointer: Checkpointer,
+        background: Background | None,
+        lock: WriteLock,
+        committed: Callable[[], None],
     ) -> None:
         self._connect = connect
         self._blobs = blobs
         self._notifier = notifier
         self._background = background
-        self._checkpointer = checkpointer
+        self._lock = lock
+        self._committed = committed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="postroom-store-writer", daemon=True)
         self._closed = False
         self.batches = 0  # committed transactions, for tests and benchmarks
 
     def start(self) -> None:
+        self._lock.open()
         self._thread.start()
 
     def submit(self, fn: Operation, files: Iterable[str] = ()) -> asyncio.Future[Any]:
@@ -110,6 +127,11 @@ class Writer:
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put(_Item(fn, future, loop, tuple(files)))
         return future
+
+    def add_background(self, items: int) -> None:
+        """Another process committed ``items`` of background work (safe from any thread)."""
+        if self._background is not None and not self._closed:
+            self._queue.put(_More(items))
 
     def stop(self) -> None:
         """Run everything already queued, then end the thread (blocks)."""
@@ -121,9 +143,12 @@ class Writer:
     # -- the thread ----------------------------------------------------------------------
     def _run(self) -> None:
         conn = self._connect()
-        self._checkpointer.prepare_writer(conn)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # Savepoints' journals: on disk, each batch would create, unlink and fill a file.
+        conn.execute("PRAGMA temp_store = MEMORY")
         try:
-            pending = 1  # work may be left from before a crash
+            # Work may be left from before a crash.
+            pending = 0 if self._background is None else 1
             since_background = 0
             while True:
                 try:
@@ -136,9 +161,16 @@ class Writer:
                     continue
                 if first is _STOP:
                     break
-                batch = [first]
+                batch = []
                 stopping = False
-                while len(batch) < MAX_BATCH:
+                item = first
+                while True:
+                    if isinstance(item, _More):
+                        pending += item.items
+                    else:
+                        batch.append(item)
+                    if len(batch) >= MAX_BATCH:
+                        break
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
@@ -146,9 +178,9 @@ class Writer:
                     if item is _STOP:
                         stopping = True
                         break
-                    batch.append(item)
-                pending += self._run_batch(conn, batch)
-                since_background += 1
+                if batch:
+                    pending += self._run_batch(conn, batch)
+                since_background += 1  # a batch, here or (_More) in another process
                 if pending > BACKLOG or (
                     pending >= BACKGROUND_MIN and since_background >= BACKGROUND_EVERY
                 ):
@@ -157,19 +189,50 @@ class Writer:
                 if stopping:
                     break
         finally:
+            self._lock.close()
             conn.close()
 
     def _step(self, conn: sqlite3.Connection) -> int:
+        if self._background is None:
+            return 0
         try:
-            return self._background(conn)
+            with self._lock:
+                return self._background(conn)
         except Exception as exc:  # retried after the next batch; searches still see the rows
             log.event("store_background_failed", error=repr(exc))
             return 0
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> int:
         """Run, commit, clean up, announce, settle; returns the background work added."""
+        with self._lock:
+            outcomes, released = self._transaction(conn, batch)
+        self.batches += 1
+        unlink = set(released)
+        for item, _, exc, _ in outcomes:
+            if exc is not None:
+                unlink.update(item.files)
+        if unlink:  # before settling, so an expunge that returned has freed its space
+            self._unlink_unreferenced(conn, unlink)
+        background = 0
+        for item, result, exc, ctx in outcomes:
+            # Announce before settling: whoever the caller wakes up next must not be able to
+            # subscribe in time to hear about a change it already sees.
+            if exc is None:
+                background += ctx.background
+                for change in ctx.changes:
+                    try:
+                        self._notifier.publish(change)
+                    except Exception as error:  # a notifier must not stop the writer
+                        log.event("store_publish_failed", error=repr(error))
+            _settle(item, result, exc)
+        return background
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_Item]
+    ) -> tuple[list[tuple[_Item, Any, BaseException | None, OpContext]], list[str]]:
+        """Each operation in its own savepoint (a failing one is rolled back alone), then one
+        commit; returns the outcomes and the blobs the commit released."""
         outcomes: list[tuple[_Item, Any, BaseException | None, OpContext]] = []
-        released: list[str] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
@@ -200,51 +263,34 @@ class Writer:
                 conn.execute("ROLLBACK")
             log.event("store_commit_failed", error=repr(exc))
             error = StoreError(f"the store could not commit: {exc}")
-            outcomes = [(item, None, error, OpContext()) for item in batch]
-            released = []
-        else:
-            self._checkpointer.after_commit(conn)
-        self.batches += 1
-        unlink = set(released)
-        for item, _, exc, _ in outcomes:
-            if exc is not None:
-                unlink.update(item.files)
-        if unlink:  # before settling, so an expunge that returned has freed its space
-            self._unlink_unreferenced(conn, unlink)
-        background = 0
-        for item, result, exc, ctx in outcomes:
-            # Announce before settling: whoever the caller wakes up next must not be able to
-            # subscribe in time to hear about a change it already sees.
-            if exc is None:
-                background += ctx.background
-                for change in ctx.changes:
-                    try:
-                        self._notifier.publish(change)
-                    except Exception as error:  # a notifier must not stop the writer
-                        log.event("store_publish_failed", error=repr(error))
-            _settle(item, result, exc)
-        return background
+            return [(item, None, error, OpContext()) for item in batch], []
+        self._committed()
+        return outcomes, released
 
     def _unlink_unreferenced(self, conn: sqlite3.Connection, candidates: set[str]) -> None:
         """Remove blob files that no row references.  Under the write lock, so no operation
         (of any process) can add a reference between the check and the unlink: an operation
         that stores the same bytes later sees the file missing and writes it again."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                kept = {
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT sha256 FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
-                        (json.dumps(sorted(candidates)),),
-                    )
-                }
-                for blob_id in candidates - kept:
-                    self._blobs.unlink(blob_id)
-            finally:
-                conn.execute("COMMIT")
+            with self._lock:
+                self._unlink_released(conn, candidates)
         except Exception as exc:  # leftovers are removed by the next crash-recovery scan
             log.event("store_unlink_failed", error=repr(exc))
+
+    def _unlink_released(self, conn: sqlite3.Connection, candidates: set[str]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            kept = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT sha256 FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
+                    (json.dumps(sorted(candidates)),),
+                )
+            }
+            for blob_id in candidates - kept:
+                self._blobs.unlink(blob_id)
+        finally:
+            conn.execute("COMMIT")
 
 
 def _release_unreferenced(conn: sqlite3.Connection) -> list[str]:
