@@ -4,13 +4,12 @@ message."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from postroom.store import query as q
-from postroom.store import sqlite
+from postroom.store import sqlite, textindex
 from postroom.store.base import FlagMode
-from postroom.store.blobs import digest
 from postroom.store.sqlite import SqliteStore
-from postroom.store.textindex import Vocabularies
 from tests.store.conftest import message
 
 
@@ -59,7 +58,7 @@ async def indexed_with(store, trigram: str) -> int:
 
 
 async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "index_step", lambda conn: 0)
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
     first = SqliteStore(tmp_path / "d")
     await first.open()
     await first.add_domain("example.org")
@@ -79,7 +78,7 @@ async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
 
 
 async def test_a_message_expunged_before_indexing_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "index_step", lambda conn: 0)
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
     store = SqliteStore(tmp_path / "d")
     await store.open()
     try:
@@ -143,23 +142,50 @@ async def test_a_raw_body_is_not_stored_twice(store, inbox):
     assert pending == indexed == [[1, 2], [1], [1, 2, 3]]
 
 
-async def test_a_vocabulary_made_ahead_is_indexed_as_given(store, inbox):
-    """What an SMTP worker hands over for a message is what the index step indexes."""
-    data = message(1, body="words of the body")
-    store.vocabularies.add(digest(data), "made ahead")
-    await store.append(inbox.id, data)
-    await store.append(inbox.id, message(2, body="nobody made this one's"))
-    await wait_indexed(store, 2)
-    rows = await store._read(
-        lambda conn: conn.execute("SELECT words FROM text_words ORDER BY blob").fetchall()
-    )
-    assert rows[0] == ("made ahead",)
-    assert "nobody" in rows[1][0]
+async def pending_store(path) -> SqliteStore:
+    """A closed store whose two texts wait for the index."""
+    store = SqliteStore(path)
+    await store.open()
+    await store.add_domain("example.org")
+    account = await store.create_account("a@example.org", "h", None)
+    inbox = await store.get_mailbox(account.id, "INBOX")
+    for n in range(2):
+        await store.append(inbox.id, message(n, body=f"needle{n}"))
+    await store.close()
+    return store
 
 
-def test_vocabularies_made_ahead_are_bounded():
-    known = Vocabularies(max_chars=10)
-    known.add("a", "123456")
-    known.add("b", "abcdef")  # over the bound with "a": "a" goes
-    known.add("c", "x" * 11)  # alone over the bound: not kept
-    assert [known.take(k) for k in "abc"] == [None, "abcdef", None]
+async def test_vocabularies_are_made_before_the_write_lock_is_taken(tmp_path, monkeypatch):
+    """Deliveries of other writers commit while the step does its costly part."""
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+    store = await pending_store(tmp_path / "d")
+    made = []
+    monkeypatch.setattr(textindex, "vocabulary", lambda *texts: made.append(texts) or "w")
+    seen_at_lock = []
+
+    @contextlib.contextmanager
+    def write():
+        seen_at_lock.append(len(made))
+        yield
+
+    with contextlib.closing(store._connect()) as conn:
+        assert textindex.index_step(conn, write()) == 0
+        assert conn.execute("SELECT count(*) FROM text_words").fetchone()[0] == 2
+    assert seen_at_lock == [2]
+
+
+async def test_a_text_that_goes_while_the_step_reads_is_not_indexed(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+    store = await pending_store(tmp_path / "d")
+
+    @contextlib.contextmanager
+    def write():  # meanwhile another writer expunges the first message, and its text goes
+        with contextlib.closing(store._connect()) as other:
+            other.execute("DELETE FROM messages WHERE uid = 1")
+            other.execute("DELETE FROM blobs WHERE refcount <= 0")
+        yield
+
+    with contextlib.closing(store._connect()) as conn:
+        assert textindex.index_step(conn, write()) == 0
+        rows = conn.execute("SELECT words FROM text_words").fetchall()
+    assert len(rows) == 1 and "needle1" in rows[0][0]

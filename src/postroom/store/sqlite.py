@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_tz
-from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -68,7 +67,7 @@ from postroom.store.notifier import Change, ChangeKind, InProcessNotifier, Notif
 from postroom.store.query import Query
 from postroom.store.schema import DELETED, FLAG_BITS, SEEN
 from postroom.store.search import compile_search
-from postroom.store.textindex import Vocabularies, index_step
+from postroom.store.textindex import index_step
 from postroom.store.writelock import WriteLock
 from postroom.store.writer import OpContext, Writer
 
@@ -161,8 +160,6 @@ class SqliteStore(Store):
         self._flagsets: dict[tuple[int, str | None], frozenset[str]] = {}
         self._flags_cache = FlagsCache(self._flagset)
         self._delivering: set[asyncio.Future[Any]] = set()
-        # Vocabularies made by SMTP workers while their deliveries commit (textindex.py).
-        self.vocabularies = Vocabularies()
         self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -179,7 +176,7 @@ class SqliteStore(Store):
             self._connect,
             self._blobs,
             self.notifier,
-            partial(index_step, known=self.vocabularies) if self.background else None,
+            index_step if self.background else None,
             WriteLock(self.data_dir),
             self._checkpointer.nudge if self._checkpointer is not None else _nothing,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import string
-import threading
+from contextlib import AbstractContextManager
 
 # What a word is in a needle (search.py): every run of word characters of a needle found in
 # a text lies inside one token of the text's vocabulary.
@@ -41,8 +41,6 @@ BODY_TEXT = (
 # long a step holds the write lock in front of acknowledgements.
 STEP_CHARS = 512 * 1024
 STEP_ROWS = 256
-# Characters of vocabularies made ahead of the index step kept at most (Vocabularies).
-MAX_KNOWN_CHARS = 16 * 1024 * 1024
 
 
 def vocabulary(*texts: str) -> str:
@@ -59,73 +57,53 @@ def vocabulary(*texts: str) -> str:
     return " ".join(words)
 
 
-class Vocabularies:
-    """Vocabularies computed ahead of the index step, by sha256 of the message: an SMTP worker
-    makes its message's while the delivery commits (it would only wait otherwise), so the
-    writer's thread need not.  Bounded; whatever is missing is computed from ``texts``."""
-
-    def __init__(self, max_chars: int = MAX_KNOWN_CHARS) -> None:
-        self.max_chars = max_chars
-        self._words: dict[str, str] = {}
-        self._chars = 0
-        self._lock = threading.Lock()  # added on the event loop, taken by the writer
-
-    def add(self, sha256: str, words: str) -> None:
-        with self._lock:
-            if len(words) > self.max_chars or sha256 in self._words:
-                return
-            while self._chars + len(words) > self.max_chars:  # the oldest go first
-                self._chars -= len(self._words.pop(next(iter(self._words))))
-            self._words[sha256] = words
-            self._chars += len(words)
-
-    def take(self, sha256: str) -> str | None:
-        with self._lock:
-            words = self._words.pop(sha256, None)
-            if words is not None:
-                self._chars -= len(words)
-            return words
-
-
-def index_step(conn: sqlite3.Connection, known: Vocabularies | None = None) -> int:
-    """Index one chunk of pending texts; returns how many are still pending."""
+def index_step(conn: sqlite3.Connection, write: AbstractContextManager[object]) -> int:
+    """Index one chunk of pending texts; returns how many are still pending.  The
+    vocabularies, the step's costly part, are made before it takes the write lock (``write``),
+    so deliveries keep committing meanwhile."""
+    chosen: list[tuple[int, str | None, str]] = []  # blob, sha256, words
+    chars = 0
+    conn.execute("BEGIN")  # one snapshot for the reading
+    try:
+        for blob, sha256, headers, body in conn.execute(
+            f"SELECT p.blob, b.sha256, ifnull(t.headers, ''), ifnull({BODY_TEXT}, '')"
+            " FROM fts_pending p LEFT JOIN blobs b ON b.id = p.blob"
+            " LEFT JOIN texts t ON t.blob = p.blob"
+            " ORDER BY p.blob LIMIT ?",
+            (STEP_ROWS,),
+        ):
+            cost = len(headers) + len(body)
+            if chosen and chars + cost > STEP_CHARS:
+                break
+            chosen.append((blob, sha256, vocabulary(headers, body)))
+            chars += cost
+    finally:
+        conn.execute("COMMIT")
     # A lost step is redone after a crash (the pending rows go with it), so it needs no fsync;
     # the next acknowledging commit (synchronous FULL) makes it durable anyway.
     conn.execute("PRAGMA synchronous = NORMAL")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            words = []
-            chars = 0
-            for blob, sha256 in conn.execute(
-                "SELECT p.blob, b.sha256 FROM fts_pending p LEFT JOIN blobs b ON b.id = p.blob"
-                " ORDER BY p.blob LIMIT ?",
-                (STEP_ROWS,),
-            ):
-                terms = known.take(sha256) if known is not None and sha256 else None
-                cost = 0 if terms is None else len(terms)
-                if terms is None:
-                    texts = conn.execute(
-                        f"SELECT ifnull(t.headers, ''), ifnull({BODY_TEXT}, '')"
-                        " FROM texts t WHERE t.blob = ?",
-                        (blob,),
-                    ).fetchone() or ("", "")
-                    terms = vocabulary(*texts)
-                    cost = sum(map(len, texts))
-                if words and chars + cost > STEP_CHARS:
-                    if known is not None and sha256:
-                        known.add(sha256, terms)  # for the next step
-                    break
-                words.append((blob, terms))
-                chars += cost
-            conn.executemany("INSERT INTO text_words (blob, words) VALUES (?, ?)", words)
-            conn.executemany("INSERT INTO fts (rowid, words) VALUES (?, ?)", words)
-            conn.executemany("DELETE FROM fts_pending WHERE blob = ?", [(w[0],) for w in words])
-            left = conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with write:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Only texts still pending, and still of the same message: a blob id can be
+                # given again once its message went (and its pending row with it).
+                words = [
+                    (blob, terms)
+                    for blob, sha256, terms in chosen
+                    if conn.execute(
+                        "DELETE FROM fts_pending WHERE blob = ?"
+                        " AND (SELECT sha256 FROM blobs WHERE id = ?) IS ? RETURNING blob",
+                        (blob, blob, sha256),
+                    ).fetchone()
+                ]
+                conn.executemany("INSERT INTO text_words (blob, words) VALUES (?, ?)", words)
+                conn.executemany("INSERT INTO fts (rowid, words) VALUES (?, ?)", words)
+                left = conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
     finally:
         conn.execute("PRAGMA synchronous = FULL")
     return left

@@ -73,8 +73,9 @@ class OpContext:
 
 
 Operation = Callable[[sqlite3.Connection, OpContext], Any]
-# A background step: a bounded amount of work in its own transaction; returns how much is left.
-Background = Callable[[sqlite3.Connection], int]
+# A background step: a bounded amount of work in its own transaction, which it starts under
+# the write lock it is given; returns how much is left.
+Background = Callable[[sqlite3.Connection, WriteLock], int]
 
 
 @dataclass(slots=True)
@@ -196,8 +197,7 @@ class Writer:
         if self._background is None:
             return 0
         try:
-            with self._lock:
-                return self._background(conn)
+            return self._background(conn, self._lock)
         except Exception as exc:  # retried after the next batch; searches still see the rows
             log.event("store_background_failed", error=repr(exc))
             return 0
