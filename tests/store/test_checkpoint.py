@@ -57,7 +57,7 @@ async def test_a_busy_log_restarts_with_writers_in_two_stores(tmp_path, monkeypa
     """The server's and its SMTP workers' writers commit in turn without pause."""
     monkeypatch.setattr(checkpoint, "RESTART_FRAMES", 64)
     store, inbox = await open_store(tmp_path / "d")
-    worker = SqliteStore(tmp_path / "d", background=False)
+    worker = SqliteStore(tmp_path / "d", report=lambda changes: None)
     await worker.open()
     try:
         body = "z" * 8000

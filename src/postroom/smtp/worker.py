@@ -2,15 +2,15 @@
 
 One event loop on one core runs SMTP's protocol work (reading DATA, commands, the MIME parse
 of each message) for a few hundred messages a second; the server process starts
-``smtp_workers`` of these (``python -m postroom.smtp.worker FD``) so that work runs on every
-core, like Postfix's smtpd processes.  Each worker opens the same store as the server and
-commits its own deliveries (group commit, the writers of all processes taking turns on the
-data folder's write lock), so a message is acknowledged without a round trip through the
-server process.  The server hears of every commit over the channel (ipc.py) and announces
-it to its own sessions (IMAP IDLE, POP3), indexes the texts and checkpoints the log: the
-worker's store does no background work.  What keeps shared state in memory goes to the
-server process: the outbound queue, and SASL exchanges, so brute-force throttling counts
-every attempt in one place.
+``smtp_workers`` of these (``python -m postroom.smtp.worker CHANNEL REPORTS``, two socket
+fds) so that work runs on every core, like Postfix's smtpd processes.  Each worker opens the
+same store as the server and commits its own deliveries (group commit, the writers of all
+processes taking turns on the data folder's write lock), so a message is acknowledged
+without a round trip through the server process.  The server hears of every commit over the
+reports socket and announces it to its own sessions (IMAP IDLE, POP3), indexes the texts and
+checkpoints the log: the worker's store does no background work.  What keeps shared state in
+memory is asked of the server process over the channel (ipc.py): the outbound queue, and
+SASL exchanges, so brute-force throttling counts every attempt in one place.
 
 The channel is the worker's lifeline: when the server process goes away, the worker stops.
 """
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import signal
 import socket
 import sys
-import threading
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -34,14 +34,17 @@ from postroom.app import App
 from postroom.auth.authenticator import Authenticator, AuthOutcome
 from postroom.auth.sasl import Challenge
 from postroom.config import IMPLICIT_TLS, Settings, apply_reloadable
-from postroom.ipc import Channel, ChannelClosed
+from postroom.ipc import Channel, ChannelClosed, frame
 from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager
 from postroom.smtp import session
 from postroom.store.base import StoreError
-from postroom.store.notifier import Change, InProcessNotifier
+from postroom.store.notifier import Change
 from postroom.store.sqlite import SqliteStore
+
+# Seconds the writer waits for the server process to take a commit report before dropping it.
+REPORT_TIMEOUT = 5.0
 
 
 def max_frame(settings: Settings) -> int:
@@ -49,30 +52,20 @@ def max_frame(settings: Settings) -> int:
     return 2 * settings.limits.message_size + (1 << 20)
 
 
-class ForwardingNotifier(InProcessNotifier):
-    """Announces this process's commits to the server process too, whose sessions are the
-    ones that listen; the changes of one batch travel in one notification."""
+class CommitReports:
+    """The worker's store's ``report``: the changes of each committed batch go to the server
+    process from the writer thread itself, over a socket of their own, once the batch's
+    callers are settled: neither an acknowledgement nor the event loop waits for them."""
 
-    def __init__(self, channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self.channel = channel
-        self._channel_loop = loop
-        self._changes: list[Change] = []
-        self._lock = threading.Lock()
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.settimeout(REPORT_TIMEOUT)
 
-    def publish(self, change: Change) -> None:
-        super().publish(change)
-        with self._lock:
-            self._changes.append(change)
-            first = len(self._changes) == 1
-        if first:  # called by the writer thread: the channel is the event loop's
-            with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
-                self._channel_loop.call_soon_threadsafe(self._forward)
-
-    def _forward(self) -> None:
-        with self._lock:
-            changes, self._changes = self._changes, []
-        self.channel.notify("committed", changes)
+    def __call__(self, changes: list[Change]) -> None:
+        try:
+            self.sock.sendall(frame(changes))
+        except OSError as exc:  # the server process is gone or stuck: its sessions miss these
+            log.event("smtp worker: commit report lost", logging.ERROR, error=repr(exc))
 
 
 class RemoteExchange:
@@ -144,8 +137,9 @@ class WorkerApp(App):
 class Worker:
     """The worker's side of the channel: serves listeners until told to stop."""
 
-    def __init__(self, channel_sock: socket.socket) -> None:
+    def __init__(self, channel_sock: socket.socket, reports: socket.socket) -> None:
         self.channel_sock = channel_sock
+        self.reports = reports
         self.listeners: list[Listener] = []
         self.app: WorkerApp | None = None
         self.stopped = asyncio.Event()
@@ -182,8 +176,9 @@ class Worker:
         if user is not None:
             privileges.become(user)
         self.channel.max_frame = max_frame(settings)
-        notifier = ForwardingNotifier(self.channel, asyncio.get_running_loop())
-        store = SqliteStore(settings.data_path, notifier, settings.limits, background=False)
+        store = SqliteStore(
+            settings.data_path, limits=settings.limits, report=CommitReports(self.reports)
+        )
         await store.open()
         tls = TLSManager(settings.tls.cert, settings.tls.key, settings.data_path, settings.hostname)
         auth = RemoteAuthenticator(store, settings, self.channel)
@@ -235,11 +230,12 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     channel_sock = socket.socket(fileno=int(argv[1]))
+    reports = socket.socket(fileno=int(argv[2]))
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    asyncio.run(Worker(channel_sock).run())
+    asyncio.run(Worker(channel_sock, reports).run())
     return 0
 
 

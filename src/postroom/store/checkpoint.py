@@ -51,8 +51,8 @@ class Checkpointer:
         self._wake.set()
         self._thread.join()
 
-    def nudge(self) -> None:
-        """Something was committed (safe from any thread)."""
+    def nudge(self, *_: object) -> None:
+        """Something was committed (safe from any thread; as a writer's ``committed``)."""
         self._wake.set()
 
     def _run(self) -> None:

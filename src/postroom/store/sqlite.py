@@ -14,9 +14,10 @@ a complete, durable file (blobs.py).
 
 Several processes may open the same data folder (the CLI and the SMTP worker processes next
 to ``postroom serve``): their writers take turns on the folder's write lock (writelock.py), and
-every read sees what any process committed.  A store opened with ``background=False`` (an SMTP
-worker's) leaves text indexing and WAL checkpoints to the server process's store, which hears
-of its commits (``committed_elsewhere``) and announces them to its own sessions.
+every read sees what any process committed.  An SMTP worker's store reports each batch it
+commits (``report``) to the server process, whose store announces the changes to its own
+sessions, indexes the texts and checkpoints the log (``committed_elsewhere``): the worker's
+store does no background work.
 """
 
 from __future__ import annotations
@@ -139,14 +140,14 @@ class SqliteStore(Store):
         limits: Limits | None = None,
         *,
         inline_max: int = INLINE_MAX,
-        background: bool = True,
+        report: Callable[[list[Change]], None] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.notifier = notifier if notifier is not None else InProcessNotifier()
         self.limits = limits if limits is not None else Limits()
         self.inline_max = inline_max
-        # False in an SMTP worker process: indexing and checkpoints are the server's.
-        self.background = background
+        # An SMTP worker's: hears of every commit (on the writer thread, with its changes).
+        self.report = report
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
         self._writer: Writer | None = None
@@ -169,16 +170,18 @@ class SqliteStore(Store):
         await asyncio.to_thread(self._open_sync)
         self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="postroom-read")
         self._io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="postroom-blob")
-        if self.background:
+        committed = self.report
+        if committed is None:
             self._checkpointer = Checkpointer(self._connect, WriteLock(self.data_dir))
             self._checkpointer.start()
+            committed = self._checkpointer.nudge
         self._writer = Writer(
             self._connect,
             self._blobs,
             self.notifier,
-            index_step if self.background else None,
+            index_step if self.report is None else None,
             WriteLock(self.data_dir),
-            self._checkpointer.nudge if self._checkpointer is not None else _nothing,
+            committed,
         )
         self._writer.start()
 
@@ -1247,10 +1250,6 @@ class SqliteStore(Store):
 
 
 # -- helpers running inside read or write transactions -----------------------------------
-
-
-def _nothing() -> None:
-    pass
 
 
 def _account(row: tuple[Any, ...] | None) -> Account | None:

@@ -10,8 +10,9 @@ throughput grows with concurrency instead of being capped by the disk's fsync ra
 
 Several processes may each run a writer on the same data folder (the server and its SMTP
 workers): every transaction holds the folder's write lock (writelock.py), so they take turns
-without SQLite's sleep-and-retry.  The writer's connection never checkpoints the log itself:
-``committed`` tells whoever does (checkpoint.py) after each commit.
+without SQLite's sleep-and-retry.  The writer's connection never checkpoints the log itself;
+``committed`` hears of each committed batch, with its changes, once its callers are settled:
+the checkpointer (checkpoint.py) is nudged, or an SMTP worker reports to the server process.
 
 Blob files whose last reference went away are unlinked after the commit, under the write
 lock, and only if no row came back for them meanwhile (another operation or another process
@@ -104,7 +105,7 @@ class Writer:
         notifier: Notifier,
         background: Background | None,
         lock: WriteLock,
-        committed: Callable[[], None],
+        committed: Callable[[list[Change]], None],
     ) -> None:
         self._connect = connect
         self._blobs = blobs
@@ -205,7 +206,7 @@ class Writer:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> int:
         """Run, commit, clean up, announce, settle; returns the background work added."""
         with self._lock:
-            outcomes, released = self._transaction(conn, batch)
+            committed, outcomes, released = self._transaction(conn, batch)
         self.batches += 1
         unlink = set(released)
         for item, _, exc, _ in outcomes:
@@ -214,24 +215,31 @@ class Writer:
         if unlink:  # before settling, so an expunge that returned has freed its space
             self._unlink_unreferenced(conn, unlink)
         background = 0
+        changes: list[Change] = []
         for item, result, exc, ctx in outcomes:
             # Announce before settling: whoever the caller wakes up next must not be able to
             # subscribe in time to hear about a change it already sees.
             if exc is None:
                 background += ctx.background
+                changes += ctx.changes
                 for change in ctx.changes:
                     try:
                         self._notifier.publish(change)
                     except Exception as error:  # a notifier must not stop the writer
                         log.event("store_publish_failed", error=repr(error))
             _settle(item, result, exc)
+        if committed:
+            try:
+                self._committed(changes)
+            except Exception as error:  # nor must whoever hears of commits
+                log.event("store_report_failed", error=repr(error))
         return background
 
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[_Item]
-    ) -> tuple[list[tuple[_Item, Any, BaseException | None, OpContext]], list[str]]:
+    ) -> tuple[bool, list[tuple[_Item, Any, BaseException | None, OpContext]], list[str]]:
         """Each operation in its own savepoint (a failing one is rolled back alone), then one
-        commit; returns the outcomes and the blobs the commit released."""
+        commit; returns whether it committed, the outcomes and the blobs it released."""
         outcomes: list[tuple[_Item, Any, BaseException | None, OpContext]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -263,9 +271,8 @@ class Writer:
                 conn.execute("ROLLBACK")
             log.event("store_commit_failed", error=repr(exc))
             error = StoreError(f"the store could not commit: {exc}")
-            return [(item, None, error, OpContext()) for item in batch], []
-        self._committed()
-        return outcomes, released
+            return False, [(item, None, error, OpContext()) for item in batch], []
+        return True, outcomes, released
 
     def _unlink_unreferenced(self, conn: sqlite3.Connection, candidates: set[str]) -> None:
         """Remove blob files that no row references.  Under the write lock, so no operation
