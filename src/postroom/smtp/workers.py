@@ -96,6 +96,8 @@ class WorkerProcess:
             log.event("smtp worker: report over the bound", logging.ERROR, size=exc.args[0])
         finally:
             writer.close()
+            # A worker killed between a commit and its report: its texts still get indexed.
+            store.committed_elsewhere([])
 
     async def _handle(self, method: str, args: tuple[Any, ...]) -> Any:
         app = self.pool.app

@@ -263,9 +263,9 @@ class SqliteStore(Store):
         checkpointed here, as if this process had committed them.  Safe from any thread."""
         for change in changes:
             self.notifier.publish(change)
-        added = sum(change.kind is ChangeKind.MESSAGES_ADDED for change in changes)
-        if added and self._writer is not None:
-            self._writer.add_background(added)  # at most one text per message added
+        if self._writer is not None:  # at most a text per message; the step counts exactly
+            added = sum(change.kind is ChangeKind.MESSAGES_ADDED for change in changes)
+            self._writer.add_background(max(added, 1))
         if self._checkpointer is not None:
             self._checkpointer.nudge()
 
