@@ -4,14 +4,19 @@ case), the FTS5 query of the substring selects the text's vocabulary row."""
 from __future__ import annotations
 
 import sqlite3
+import string
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postroom.store.search import trigram_query
-from postroom.store.textindex import _PUNCTUATION, vocabulary
+from postroom.store.textindex import vocabulary
 
-TEXT = st.text(alphabet=st.sampled_from("abcXYZ éÉßİı0_-. \n\tçÇ日本語ǅ"), min_size=1, max_size=60)
+TEXT = st.text(
+    alphabet=st.sampled_from("abcXYZ éÉßİı0_-. \n\tçÇ日本語ǅ\xa0\u2003—“\x1c"),
+    min_size=1,
+    max_size=60,
+)
 
 
 def index_of(text: str) -> sqlite3.Connection:
@@ -54,9 +59,17 @@ def test_needles_without_a_long_word_scan() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet=st.characters(max_codepoint=127), max_size=40), max_size=3))
-def test_ascii_texts_take_the_bytes_path_to_the_same_words(texts) -> None:
-    """ASCII texts are split with bytes methods (faster); the words are those str gives."""
+def test_ascii_texts_give_the_words_str_methods_give(texts) -> None:
+    """Texts are split with bytes methods (faster); for ASCII, into the words str gives."""
+    punctuation = str.maketrans(dict.fromkeys(string.punctuation.replace("_", ""), " "))
     expected: dict[str, None] = {}
     for text in texts:
-        expected.update(dict.fromkeys(text.lower().translate(_PUNCTUATION).split()))
+        expected.update(dict.fromkeys(text.lower().translate(punctuation).split()))
     assert vocabulary(*texts) == " ".join(expected)
+
+
+def test_other_white_space_only_makes_tokens_longer() -> None:
+    assert (
+        vocabulary("Caf\u00e9\u00a0CR\u00c8ME, br\u00fbl\u00e9e")
+        == "caf\u00e9\u00a0cr\u00e8me br\u00fbl\u00e9e"
+    )
