@@ -2,15 +2,16 @@
 
 One event loop on one core runs SMTP's protocol work (reading DATA, commands, the MIME parse
 of each message) for a few hundred messages a second; the server process starts
-``smtp_workers`` of these (``python -m postroom.smtp.worker CHANNEL REPORTS``, two socket
-fds) so that work runs on every core, like Postfix's smtpd processes.  Each worker opens the
-same store as the server and commits its own deliveries (group commit, the writers of all
-processes taking turns on the data folder's write lock), so a message is acknowledged
-without a round trip through the server process.  The server hears of every commit over the
-reports socket and announces it to its own sessions (IMAP IDLE, POP3), indexes the texts and
-checkpoints the log: the worker's store does no background work.  What keeps shared state in
-memory is asked of the server process over the channel (ipc.py): the outbound queue, and
-SASL exchanges, so brute-force throttling counts every attempt in one place.
+``smtp_workers`` of these (``python -m postroom.smtp.worker FD``) so that work runs on every
+core, like Postfix's smtpd processes.  Each worker opens the same store as the server and
+commits its own deliveries (group commit, the writers of all processes taking turns on the
+data folder's write lock), so a message is acknowledged without a round trip through the
+server process.  The server hears of the commits over the channel (ipc.py), a few
+milliseconds later and several at a time, and announces them to its own sessions (IMAP
+IDLE, POP3), indexes the texts and checkpoints the log: the worker's store does no
+background work.  What keeps shared state in memory is asked of the server process: the
+outbound queue, and SASL exchanges, so brute-force throttling counts every attempt in one
+place.
 
 The channel is the worker's lifeline: when the server process goes away, the worker stops.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import os
 import signal
@@ -34,7 +34,7 @@ from postroom.app import App
 from postroom.auth.authenticator import Authenticator, AuthOutcome
 from postroom.auth.sasl import Challenge
 from postroom.config import IMPLICIT_TLS, Settings, apply_reloadable
-from postroom.ipc import Channel, ChannelClosed, frame
+from postroom.ipc import Channel, ChannelClosed
 from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager
@@ -43,8 +43,9 @@ from postroom.store.base import StoreError
 from postroom.store.notifier import Change
 from postroom.store.sqlite import SqliteStore
 
-# Seconds the writer waits for the server process to take a commit report before dropping it.
-REPORT_TIMEOUT = 5.0
+# Seconds the changes of commits are collected before they go to the server process together:
+# one wake-up of the server per few messages (IMAP IDLE hears of them that much later).
+REPORT_DELAY = 0.005
 
 
 def max_frame(settings: Settings) -> int:
@@ -53,19 +54,32 @@ def max_frame(settings: Settings) -> int:
 
 
 class CommitReports:
-    """The worker's store's ``report``: the changes of each committed batch go to the server
-    process from the writer thread itself, over a socket of their own, once the batch's
-    callers are settled: neither an acknowledgement nor the event loop waits for them."""
+    """The worker's store's ``report``: the changes of each committed batch, handed over by
+    the writer thread, are collected on the event loop and sent to the server process at
+    most ``REPORT_DELAY`` later, together with those of the batches committed meanwhile."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        sock.settimeout(REPORT_TIMEOUT)
+    def __init__(self, channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
+        self.channel = channel
+        self._loop = loop
+        self._changes: list[Change] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, changes: list[Change]) -> None:
-        try:
-            self.sock.sendall(frame(changes))
-        except OSError as exc:  # the server process is gone or stuck: its sessions miss these
-            log.event("smtp worker: commit report lost", logging.ERROR, error=repr(exc))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+            self._loop.call_soon_threadsafe(self._add, changes)
+
+    def _add(self, changes: list[Change]) -> None:
+        self._changes += changes
+        if self._timer is None:
+            self._timer = self._loop.call_later(REPORT_DELAY, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is None:
+            return
+        self._timer.cancel()
+        self._timer = None
+        changes, self._changes = self._changes, []
+        self.channel.notify("committed", changes)
 
 
 class RemoteExchange:
@@ -137,9 +151,9 @@ class WorkerApp(App):
 class Worker:
     """The worker's side of the channel: serves listeners until told to stop."""
 
-    def __init__(self, channel_sock: socket.socket, reports: socket.socket) -> None:
+    def __init__(self, channel_sock: socket.socket) -> None:
         self.channel_sock = channel_sock
-        self.reports = reports
+        self.reports: CommitReports | None = None
         self.listeners: list[Listener] = []
         self.app: WorkerApp | None = None
         self.stopped = asyncio.Event()
@@ -176,9 +190,8 @@ class Worker:
         if user is not None:
             privileges.become(user)
         self.channel.max_frame = max_frame(settings)
-        store = SqliteStore(
-            settings.data_path, limits=settings.limits, report=CommitReports(self.reports)
-        )
+        self.reports = CommitReports(self.channel, asyncio.get_running_loop())
+        store = SqliteStore(settings.data_path, limits=settings.limits, report=self.reports)
         await store.open()
         tls = TLSManager(settings.tls.cert, settings.tls.key, settings.data_path, settings.hostname)
         auth = RemoteAuthenticator(store, settings, self.channel)
@@ -223,6 +236,9 @@ class Worker:
         await asyncio.gather(*(listener.drain(grace) for listener in listeners))
         if self.app is not None:
             await self.app.store.close()
+        if self.reports is not None:
+            await asyncio.sleep(0)  # the last batches' reports, handed over by the writer
+            self.reports.flush()
 
 
 def main(argv: list[str]) -> int:
@@ -230,12 +246,11 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     channel_sock = socket.socket(fileno=int(argv[1]))
-    reports = socket.socket(fileno=int(argv[2]))
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    asyncio.run(Worker(channel_sock, reports).run())
+    asyncio.run(Worker(channel_sock).run())
     return 0
 
 

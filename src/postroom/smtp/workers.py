@@ -2,9 +2,9 @@
 
 The server binds the SMTP listeners, one socket per worker in an SO_REUSEPORT group (the
 kernel then wakes only the worker a connection goes to), and hands them to ``smtp_workers``
-processes, which accept on them; it hears of the deliveries they commit, answers their calls
-(the outbound queue, SASL exchanges), forwards reloads and stops, and starts a worker again when one dies,
-as Postfix's master restarts its daemons.
+processes, which accept on them; it hears of the deliveries they commit, answers their
+calls (the outbound queue, SASL exchanges), forwards reloads and stops, and starts a worker
+again when one dies, as Postfix's master restarts its daemons.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from postroom import log
-from postroom.ipc import Channel, ChannelClosed, FrameTooLarge, read_frame
+from postroom.ipc import Channel, ChannelClosed
 from postroom.smtp.worker import max_frame
 from postroom.store.sqlite import SqliteStore
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 RESTART_DELAY = 1.0  # seconds before a worker that died is started again
 MAX_RESTART_DELAY = 60.0  # ... doubling while it fails to start, up to this
 START_TIMEOUT = 60.0
-REPORT_FRAME = 1 << 24  # bytes of one commit report at most (a batch's changes)
 
 
 class WorkerProcess:
@@ -43,64 +42,55 @@ class WorkerProcess:
         self.number = number
         self.proc: subprocess.Popen[bytes] | None = None
         self.channel: Channel | None = None
-        self.reports: asyncio.Task[None] | None = None
         self.exchanges: dict[int, SaslExchange] = {}
         self._ids = itertools.count(1)
 
     async def start(self) -> asyncio.Task[None]:
         """Spawn the process and wait until it accepts; returns the task serving its calls."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        reports, their_reports = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fds = self.pool.sockets_of(self.number)
         self.exchanges = {}
         src = str(Path(__file__).resolve().parents[2])  # the postroom this process runs
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-        passed = [theirs.fileno(), their_reports.fileno()]
-        with theirs, their_reports:
+        with theirs:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "postroom.smtp.worker", *map(str, passed)],
-                pass_fds=[*passed, *(fd for fds_ in fds.values() for fd in fds_)],
+                [sys.executable, "-m", "postroom.smtp.worker", str(theirs.fileno())],
+                pass_fds=[theirs.fileno(), *(fd for fds_ in fds.values() for fd in fds_)],
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
-        self.reports = taking = asyncio.create_task(
-            self._take_reports(*await asyncio.open_unix_connection(sock=reports))
-        )
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         self.channel = Channel(reader, writer, self._handle, max_frame(self.pool.app.settings))
-        serving = asyncio.create_task(self.channel.serve())
+        serving = asyncio.create_task(self._serve(self.channel))
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await self.channel.call("start", self.pool.app.settings, fds, self.pool.count)
         except BaseException:
             serving.cancel()
-            taking.cancel()
             self.kill()
             raise
         log.event("smtp worker started", worker=self.number, pid=self.proc.pid)
         return serving
 
-    async def _take_reports(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """The changes of each batch the worker commits, until it exits."""
+    async def _serve(self, channel: Channel) -> None:
+        """The worker's calls, until it exits."""
+        try:
+            await channel.serve()
+        finally:
+            # A worker that died between a commit and its report: its texts still get indexed.
+            self._store().committed_elsewhere([])
+
+    def _store(self) -> SqliteStore:
         store = self.pool.app.store
         assert isinstance(store, SqliteStore)
-        try:
-            while True:
-                store.committed_elsewhere(await read_frame(reader, REPORT_FRAME))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except FrameTooLarge as exc:
-            log.event("smtp worker: report over the bound", logging.ERROR, size=exc.args[0])
-        finally:
-            writer.close()
-            # A worker killed between a commit and its report: its texts still get indexed.
-            store.committed_elsewhere([])
+        return store
 
     async def _handle(self, method: str, args: tuple[Any, ...]) -> Any:
         app = self.pool.app
+        if method == "committed":
+            self._store().committed_elsewhere(*args)
+            return None
         if method == "enqueue":
             sender, recipients, data, options = args
             return await app.enqueue(sender, recipients, data, **options)
@@ -201,10 +191,6 @@ class SmtpWorkers:
         self._stopping = True
         await asyncio.gather(*(w.call("stop", grace) for w in self.workers))
         await asyncio.gather(*(w.wait(10.0) for w in self.workers))
-        # The last reports of a worker that exited (its socket is at its end).
-        await asyncio.gather(
-            *(w.reports for w in self.workers if w.reports is not None), return_exceptions=True
-        )
         for task in self._supervisors:
             task.cancel()
         await asyncio.gather(*self._supervisors, return_exceptions=True)
