@@ -70,7 +70,7 @@ from postroom.store.schema import DELETED, FLAG_BITS, SEEN
 from postroom.store.search import compile_search
 from postroom.store.textindex import index_step
 from postroom.store.writelock import WriteLock
-from postroom.store.writer import OpContext, Writer
+from postroom.store.writer import OpContext, Writer, unlink_unreferenced
 
 T = TypeVar("T")
 
@@ -209,26 +209,11 @@ class SqliteStore(Store):
         """Delete blob files no row references: written before a commit that never happened,
         or released by a commit whose unlink a crash prevented.  Each chunk is checked and
         unlinked under the write lock (see Writer._unlink_unreferenced)."""
-        removed = 0
         ids = list(self._blobs.all_ids())
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                known = {
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT sha256 FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
-                        (json.dumps(chunk),),
-                    )
-                }
-                for blob_id in chunk:
-                    if blob_id not in known:
-                        self._blobs.unlink(blob_id)
-                        removed += 1
-            finally:
-                conn.execute("COMMIT")
-        return removed
+        return sum(
+            unlink_unreferenced(conn, self._blobs, ids[start : start + 500])
+            for start in range(0, len(ids), 500)
+        )
 
     async def close(self) -> None:
         if self._writer is None and self._read_pool is None:

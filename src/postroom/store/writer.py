@@ -280,24 +280,32 @@ class Writer:
         that stores the same bytes later sees the file missing and writes it again."""
         try:
             with self._lock:
-                self._unlink_released(conn, candidates)
+                unlink_unreferenced(conn, self._blobs, candidates)
         except Exception as exc:  # leftovers are removed by the next crash-recovery scan
             log.event("store_unlink_failed", error=repr(exc))
 
-    def _unlink_released(self, conn: sqlite3.Connection, candidates: set[str]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            kept = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT sha256 FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
-                    (json.dumps(sorted(candidates)),),
-                )
-            }
-            for blob_id in candidates - kept:
-                self._blobs.unlink(blob_id)
-        finally:
-            conn.execute("COMMIT")
+
+def unlink_unreferenced(
+    conn: sqlite3.Connection, blobs: BlobFiles, candidates: Iterable[str]
+) -> int:
+    """Unlink the blob files among ``candidates`` that no row references, checked and
+    unlinked in one write transaction; returns how many went."""
+    candidates = sorted(candidates)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        kept = {
+            row[0]
+            for row in conn.execute(
+                "SELECT sha256 FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
+                (json.dumps(candidates),),
+            )
+        }
+        for blob_id in candidates:
+            if blob_id not in kept:
+                blobs.unlink(blob_id)
+    finally:
+        conn.execute("COMMIT")
+    return len(candidates) - len(kept)
 
 
 def _release_unreferenced(conn: sqlite3.Connection) -> list[str]:
