@@ -26,25 +26,6 @@ _REQUEST, _RESULT, _ERROR, _NOTE = range(4)
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
 
 
-def frame(body: Any) -> bytes:
-    """One frame: the length, then the pickle (sent with one write: one wake-up over there)."""
-    payload = pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(payload)) + payload
-
-
-async def read_frame(reader: asyncio.StreamReader, max_frame: int) -> Any:
-    """The next frame's body; raises IncompleteReadError at the end of the stream and
-    FrameTooLarge for a frame over ``max_frame`` bytes."""
-    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-    if size > max_frame:
-        raise FrameTooLarge(size)
-    return pickle.loads(await reader.readexactly(size))
-
-
-class FrameTooLarge(Exception):
-    """A frame over the bound: the other side is confused, the stream is abandoned."""
-
-
 class ChannelClosed(Exception):
     """The other process went away (or closed the channel)."""
 
@@ -99,10 +80,12 @@ class Channel:
         try:
             while True:
                 try:
-                    kind, call_id, body = await read_frame(self.reader, self.max_frame)
-                except FrameTooLarge as exc:
-                    log.event("ipc: frame over the bound", logging.ERROR, size=exc.args[0])
-                    return
+                    header = await self.reader.readexactly(_HEADER.size)
+                    (size,) = _HEADER.unpack(header)
+                    if size > self.max_frame:
+                        log.event("ipc: frame over the bound", logging.ERROR, size=size)
+                        return
+                    kind, call_id, body = pickle.loads(await self.reader.readexactly(size))
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 if kind in (_REQUEST, _NOTE):
@@ -155,7 +138,8 @@ class Channel:
             self._send(_ERROR, call_id, RemoteError(f"{type(body).__name__}: {exc}"))
 
     def _send(self, kind: int, call_id: int, body: Any) -> None:
-        data = frame((kind, call_id, body))
-        if len(data) - _HEADER.size > self.max_frame:
-            raise ChannelClosed(f"frame of {len(data) - _HEADER.size} bytes is over the bound")
-        self.writer.write(data)
+        payload = pickle.dumps((kind, call_id, body), protocol=pickle.HIGHEST_PROTOCOL)
+        if len(payload) > self.max_frame:
+            raise ChannelClosed(f"frame of {len(payload)} bytes is over the bound")
+        # One write: one wake-up of the other side (writelines joins or writes the two as one).
+        self.writer.writelines((_HEADER.pack(len(payload)), payload))
