@@ -35,6 +35,7 @@ async def start_with_account(
     sys.path.insert(0, str(REPO / "src"))
     from postroom import config
     from postroom.auth.passwords import hash_password, scram_secrets
+    from postroom.memory import freeze_start_up_objects
     from postroom.server import Server
 
     listen = {s: [f"127.0.0.1:{ports[s]}"] if s in ports else [] for s in config.SERVICES}
@@ -43,6 +44,7 @@ async def start_with_account(
     )
     server = Server(settings)
     await server.start()
+    freeze_start_up_objects()  # as postroom serve does
     assert server.app is not None
     store = server.app.store
     await store.add_domain(user.rpartition("@")[2])

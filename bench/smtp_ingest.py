@@ -244,6 +244,7 @@ def serve_postroom(folder: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from postroom import config, log
     from postroom.auth.passwords import hash_password, scram_secrets
+    from postroom.memory import freeze_start_up_objects
     from postroom.server import Server
 
     settings = config.from_dict(
@@ -266,6 +267,7 @@ def serve_postroom(folder: str) -> None:
     async def main() -> None:
         server = Server(settings)
         await server.start()
+        freeze_start_up_objects()  # as postroom serve does
         assert server.app is not None
         store = server.app.store
         await store.add_domain(DOMAIN)

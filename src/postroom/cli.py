@@ -117,6 +117,7 @@ async def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]])
 
 
 def serve(settings: Settings, config_path: str | None = None) -> int:
+    from postroom.memory import freeze_start_up_objects
     from postroom.server import Server
 
     log.setup(settings.log_level)
@@ -130,6 +131,7 @@ def serve(settings: Settings, config_path: str | None = None) -> int:
     async def run() -> None:
         server = Server(settings, config_path or os.environ.get("POSTROOM_CONFIG"))
         await server.start()
+        freeze_start_up_objects()
         print(banner(server, config_path), file=sys.stderr, flush=True)
         await server.run_until_signalled()
 

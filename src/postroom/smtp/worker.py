@@ -35,6 +35,7 @@ from postroom.auth.authenticator import Authenticator, AuthOutcome
 from postroom.auth.sasl import Challenge
 from postroom.config import IMPLICIT_TLS, Settings, apply_reloadable
 from postroom.ipc import Channel, ChannelClosed
+from postroom.memory import freeze_start_up_objects
 from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager
@@ -176,6 +177,7 @@ class Worker:
     async def _handle(self, method: str, args: tuple[Any, ...]) -> Any:
         if method == "start":
             await self._start(*args)
+            freeze_start_up_objects()
         elif method == "reload":
             self._reload(*args)
         elif method == "stop":
