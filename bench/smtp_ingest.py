@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pwd
 import shlex
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness import free_port
@@ -593,38 +595,45 @@ def main(argv: list[str] | None = None) -> int:
         else:
             peers.append(cls())
     results: dict[tuple[str, int, int], tuple[float, float, int, float | None]] = {}
-    with tempfile.TemporaryDirectory(prefix="smtp-bench-") as tmp:
+    with running(peers, "smtp-bench-"):
+        for size in map(int, args.sizes.split(",")):
+            for sessions in map(int, args.sessions.split(",")):
+                runs: dict[str, list[tuple[float, float, int, float | None]]] = {}
+                for _ in range(args.repeat):
+                    for peer in peers:
+                        row = measure(peer, sessions, args.messages, size, args.reuse, client)
+                        runs.setdefault(peer.name, []).append(row)
+                for peer in peers:
+                    row = median_row(runs[peer.name])
+                    results[(peer.name, size, sessions)] = row
+                    cpu = "   -" if row[3] is None else f"{row[3]:4.2f}"
+                    spread = ""
+                    if args.repeat > 1:
+                        spread = " (runs: " + ", ".join(f"{r[1]:.0f}" for r in runs[peer.name])
+                        spread += ")"
+                    print(
+                        f"{peer.name:9} {size // 1024:4d} KiB {sessions:4d} sessions: "
+                        f"accepted {row[0]:7.1f} msg/s, in mailbox {row[1]:7.1f} msg/s"
+                        f" ({row[2]} stored), server CPU {cpu} ms/msg{spread}",
+                        flush=True,
+                    )
+    report(results, [p.name for p in peers])
+    print("reproduce: python bench/smtp_ingest.py " + shlex.join(args_list))
+    return 0
+
+
+@contextlib.contextmanager
+def running(peers: list[Peer], prefix: str) -> Iterator[None]:
+    """The peers started in a temporary folder, and stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         os.chmod(tmp, 0o755)  # postfix's unprivileged processes walk into it
         try:
             for peer in peers:
                 peer.start(Path(tmp))
-            for size in map(int, args.sizes.split(",")):
-                for sessions in map(int, args.sessions.split(",")):
-                    runs: dict[str, list[tuple[float, float, int, float | None]]] = {}
-                    for _ in range(args.repeat):
-                        for peer in peers:
-                            row = measure(peer, sessions, args.messages, size, args.reuse, client)
-                            runs.setdefault(peer.name, []).append(row)
-                    for peer in peers:
-                        row = median_row(runs[peer.name])
-                        results[(peer.name, size, sessions)] = row
-                        cpu = "   -" if row[3] is None else f"{row[3]:4.2f}"
-                        spread = ""
-                        if args.repeat > 1:
-                            spread = " (runs: " + ", ".join(f"{r[1]:.0f}" for r in runs[peer.name])
-                            spread += ")"
-                        print(
-                            f"{peer.name:9} {size // 1024:4d} KiB {sessions:4d} sessions: "
-                            f"accepted {row[0]:7.1f} msg/s, in mailbox {row[1]:7.1f} msg/s"
-                            f" ({row[2]} stored), server CPU {cpu} ms/msg{spread}",
-                            flush=True,
-                        )
+            yield
         finally:
             for peer in peers:
                 peer.stop()
-    report(results, [p.name for p in peers])
-    print("reproduce: python bench/smtp_ingest.py " + shlex.join(args_list))
-    return 0
 
 
 def report(

@@ -12,14 +12,11 @@ and mean side by side.  The one-session rows of smtp_ingest.py are the sum of th
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from smtp_ingest import SENDER, USER, Peer, PostfixPeer, PostroomPeer
+from smtp_ingest import SENDER, USER, Peer, PostfixPeer, PostroomPeer, running
 
 STEPS = ("connect+banner", "EHLO", "MAIL", "RCPT", "DATA", "body -> 250", "QUIT", "total")
 
@@ -93,27 +90,19 @@ def main() -> int:
         print(f"postfix: skipped ({reason})")
     else:
         peers.append(PostfixPeer())
-    with tempfile.TemporaryDirectory(prefix="smtp-phases-") as tmp:
-        os.chmod(tmp, 0o755)  # postfix's unprivileged processes walk into it
-        try:
-            for peer in peers:
-                peer.start(Path(tmp))
-            for size in map(int, args.sizes.split(",")):
-                results = {peer.name: measure(peer, size, args.messages) for peer in peers}
-                print(f"\n{size // 1024} KiB, one message per connection, {args.messages} messages")
-                print(
-                    f"{'ms per step':16s}"
-                    + "".join(f"{p.name + ' median/mean':>26s}" for p in peers)
+    with running(peers, "smtp-phases-"):
+        for size in map(int, args.sizes.split(",")):
+            results = {peer.name: measure(peer, size, args.messages) for peer in peers}
+            print(f"\n{size // 1024} KiB, one message per connection, {args.messages} messages")
+            print(
+                f"{'ms per step':16s}" + "".join(f"{p.name + ' median/mean':>26s}" for p in peers)
+            )
+            for i, step in enumerate(STEPS):
+                cells = "".join(
+                    f"{statistics.median(r[i]) * 1e3:>17.3f} / {statistics.mean(r[i]) * 1e3:6.3f}"
+                    for r in results.values()
                 )
-                for i, step in enumerate(STEPS):
-                    cells = "".join(
-                        f"{statistics.median(r[i]) * 1e3:>17.3f} / {statistics.mean(r[i]) * 1e3:6.3f}"
-                        for r in results.values()
-                    )
-                    print(f"{step:16s}{cells}")
-        finally:
-            for peer in peers:
-                peer.stop()
+                print(f"{step:16s}{cells}")
     return 0
 
 
