@@ -208,7 +208,7 @@ class SqliteStore(Store):
     def _remove_orphans(self, conn: sqlite3.Connection) -> int:
         """Delete blob files no row references: written before a commit that never happened,
         or released by a commit whose unlink a crash prevented.  Each chunk is checked and
-        unlinked under the write lock (see Writer._unlink_unreferenced)."""
+        unlinked in one write transaction (writer.unlink_unreferenced)."""
         ids = list(self._blobs.all_ids())
         return sum(
             unlink_unreferenced(conn, self._blobs, ids[start : start + 500])

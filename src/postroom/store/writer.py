@@ -181,7 +181,9 @@ class Writer:
                         stopping = True
                         break
                 if batch:
-                    pending += self._run_batch(conn, batch)
+                    added = self._run_batch(conn, batch)
+                    if self._background is not None:  # else another process's writer does it
+                        pending += added
                 since_background += 1  # a batch, here or (_More) in another process
                 if pending > BACKLOG or (
                     pending >= BACKGROUND_MIN and since_background >= BACKGROUND_EVERY
@@ -195,8 +197,7 @@ class Writer:
             conn.close()
 
     def _step(self, conn: sqlite3.Connection) -> int:
-        if self._background is None:
-            return 0
+        assert self._background is not None  # nothing is pending without it
         try:
             return self._background(conn, self._lock)
         except Exception as exc:  # retried after the next batch; searches still see the rows
