@@ -2,7 +2,7 @@
 by the workers themselves, IMAP IDLE in the server process told of them, SASL and its
 throttling counted in one place, quota and remote recipients answered as in one process,
 reload, and a worker that dies (even while committing) replaced without losing or halving an
-acknowledged message."""
+acknowledged message; directory changes the server makes reach the workers at once."""
 
 from __future__ import annotations
 
@@ -128,6 +128,32 @@ def test_quota_refusal_crosses_the_process_boundary(srv):
     assert raw.codes(1) == ["452 4.2.2"]
     raw.close()
     assert inbox(srv, BOB) == []
+
+
+def rcpt_answers(server: ServerThread, rcpt: str, connections: int = 8) -> set[str]:
+    """RCPT answers over several connections, so that every worker is asked."""
+    answers = set()
+    for _ in range(connections):
+        raw = RawClient(server.port("smtp"))
+        raw.command(b"EHLO client.example")
+        raw.command(b"MAIL FROM:<carol@remote.example>")
+        answers.add(raw.command(b"RCPT TO:<" + rcpt.encode() + b">"))
+        raw.close()
+    return answers
+
+
+def test_workers_see_accounts_and_aliases_the_server_changes(srv):
+    """The workers cache what they looked up (store/directory.py); a change the server
+    process makes is seen by both of them at once."""
+    assert rcpt_answers(srv, "newcomer@example.test") == {"550 5.1.1"}
+    srv.add_user("newcomer@example.test")
+    assert rcpt_answers(srv, "newcomer@example.test") == {"250 2.1.5"}
+    srv.call(srv.store.add_alias("team@example.test", [ALICE]))
+    assert rcpt_answers(srv, "team@example.test") == {"250 2.1.5"}
+    srv.call(srv.store.remove_alias("team@example.test"))
+    srv.call(srv.store.remove_account("newcomer@example.test"))
+    assert rcpt_answers(srv, "team@example.test") == {"550 5.1.1"}
+    assert rcpt_answers(srv, "newcomer@example.test") == {"550 5.1.1"}
 
 
 def test_submission_auth_and_remote_recipient_go_through_the_server(server_factory):

@@ -189,7 +189,7 @@ async def test_delivery_is_one_copy_per_account(store):
     alice = await user(store, "alice@example.test")
     bob = await user(store, "bob@example.test")
     tx = transaction("c@remote.example", Route((alice,)), Route((alice, bob)))
-    reply = await delivery.deliver(store, tx, b"Subject: x\r\n\r\nbody\r\n", INFO, {})
+    reply = await delivery.deliver(store, tx, b"Subject: x\r\n\r\nbody\r\n", INFO)
     assert reply.code == 250 and reply.lines == ("Ok: queued as abc.1",)
     [a] = await messages(store, alice)
     [b] = await messages(store, bob)
@@ -203,8 +203,8 @@ async def test_delivery_refusals(store):
     alice = await user(store, "alice@example.test", quota=10)
     tx = transaction("c@remote.example", Route((alice,)))
     looped = b"Received: x\r\n" * delivery.MAX_HOPS + b"\r\nbody\r\n"
-    assert await delivery.deliver(store, tx, looped, INFO, {}) == TOO_MANY_HOPS
-    assert await delivery.deliver(store, tx, b"\r\n" + b"y" * 100, INFO, {}) == OVER_QUOTA
+    assert await delivery.deliver(store, tx, looped, INFO) == TOO_MANY_HOPS
+    assert await delivery.deliver(store, tx, b"\r\n" + b"y" * 100, INFO) == OVER_QUOTA
     assert await messages(store, alice) == []
 
 

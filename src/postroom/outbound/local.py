@@ -27,9 +27,9 @@ async def inboxes(store: Store, address: str) -> list[int]:
         acct = account if target == address and account else await store.get_account(target)
         if acct is None:
             continue
-        inbox = await store.get_mailbox(acct.id, "INBOX")
-        if inbox is not None and inbox.id not in found:
-            found.append(inbox.id)
+        inbox = await store.inbox_id(acct.id)
+        if inbox is not None and inbox not in found:
+            found.append(inbox)
     return found
 
 

@@ -73,12 +73,10 @@ async def deliver(
     transaction: Transaction,
     data: bytes,
     info: trace.Trace,
-    inboxes: dict[int, int],
     app: App | None = None,
 ) -> Reply:
-    """Deliver and return the reply for the end of DATA / last BDAT.  ``inboxes`` maps
-    account ids to INBOX ids; the session keeps it so each INBOX is looked up once.  ``app``
-    gives the outbound queue, needed when some recipients are remote."""
+    """Deliver and return the reply for the end of DATA / last BDAT.  ``app`` gives the
+    outbound queue, needed when some recipients are remote."""
     if hops(data) >= MAX_HOPS:
         return TOO_MANY_HOPS
     if info.user is not None:
@@ -89,7 +87,7 @@ async def deliver(
         info, transaction.params.smtputf8, [r.address for r in transaction.recipients]
     )
     if targets:
-        reply = await _deliver_locally(store, transaction, targets, received + data, info, inboxes)
+        reply = await _deliver_locally(store, transaction, targets, received + data, info)
         if not reply.positive:
             return reply
     if remote:
@@ -118,20 +116,15 @@ async def _deliver_locally(
     targets: list[Account],
     data: bytes,
     info: trace.Trace,
-    inboxes: dict[int, int],
 ) -> Reply:
     try:
         deliveries = []
         for account in targets:
-            if account.id not in inboxes:
-                inbox = await store.get_mailbox(account.id, "INBOX")
-                if inbox is None:
-                    log.event(
-                        "delivery.error", logging.ERROR, user=account.address, error="no INBOX"
-                    )
-                    return LOCAL_ERROR
-                inboxes[account.id] = inbox.id
-            deliveries.append(Delivery(inboxes[account.id]))
+            inbox = await store.inbox_id(account.id)
+            if inbox is None:
+                log.event("delivery.error", logging.ERROR, user=account.address, error="no INBOX")
+                return LOCAL_ERROR
+            deliveries.append(Delivery(inbox))
         header = trace.return_path(transaction.sender)
         if len(targets) == 1:
             header += trace.delivered_to(targets[0].address)

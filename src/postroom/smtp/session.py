@@ -79,7 +79,6 @@ class Session:
         self.policy = Policy(app.store, app.hostname, conn.service)
         self.account: Account | None = None
         self.exchange: SaslExchange | None = None
-        self.inboxes: dict[int, int] = {}  # account id -> INBOX id, for delivery
         self._ids = itertools.count(1)
 
     async def run(self) -> None:
@@ -188,7 +187,7 @@ class Session:
             user=self.account.address if self.account else None,
             id=f"{conn.session_id}.{next(self._ids)}",
         )
-        reply = await delivery.deliver(self.app.store, tx, event.data, info, self.inboxes, self.app)
+        reply = await delivery.deliver(self.app.store, tx, event.data, info, self.app)
         conn.log(
             "delivered" if reply.positive else "not delivered",
             logging.INFO if reply.positive else logging.WARNING,

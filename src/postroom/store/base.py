@@ -279,6 +279,11 @@ class Store(abc.ABC):
         """Find a mailbox; "INBOX" matches case-insensitively."""
 
     @abc.abstractmethod
+    async def inbox_id(self, account_id: int) -> int | None:
+        """The account's INBOX, where mail is delivered: the same mailbox for the account's
+        whole life (INBOX is never deleted; renaming it moves its messages, not it)."""
+
+    @abc.abstractmethod
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None: ...
 
     @abc.abstractmethod

@@ -63,6 +63,7 @@ from postroom.store.base import (
     Usage,
 )
 from postroom.store.checkpoint import Checkpointer
+from postroom.store.directory import Directory
 from postroom.store.flagcache import FlagsCache
 from postroom.store.notifier import Change, ChangeKind, InProcessNotifier, Notifier
 from postroom.store.query import Query
@@ -150,6 +151,7 @@ class SqliteStore(Store):
         self.report = report
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
+        self._directory = Directory(self.data_dir)
         self._writer: Writer | None = None
         self._checkpointer: Checkpointer | None = None
         self._read_pool: ThreadPoolExecutor | None = None
@@ -194,9 +196,11 @@ class SqliteStore(Store):
             if mode.lower() != "wal":
                 raise StoreError(f"{self._db_path}: cannot use WAL journal mode ({mode})")
             schema.migrate(conn)
+            self._directory.open()
             crashed = self._blobs.crashed_owners()
             self._blobs.clean_tmp()
             if crashed:
+                self._directory.changed()  # it may have died between a commit and its news
                 removed = self._remove_orphans(conn)
                 for marker in crashed:
                     marker.unlink(missing_ok=True)
@@ -236,6 +240,7 @@ class SqliteStore(Store):
             conns, self._read_conns = self._read_conns, []
         for conn in conns:
             conn.close()
+        self._directory.close()
         self._local = threading.local()  # event loop threads outlive a close()
         if self._marker is not None:
             self._marker.unlink(missing_ok=True)
@@ -315,6 +320,12 @@ class SqliteStore(Store):
             raise StoreError("the store is not open")
         return await self._writer.submit(fn, files)
 
+    def _directory_changes(self, ctx: OpContext) -> None:
+        """An operation changes domains, aliases or accounts: cached answers go, in every
+        process, now and once it is committed (directory.py)."""
+        self._directory.changed()
+        ctx.on_commit.append(self._directory.changed)
+
     def _flagset(self, bits: int, keywords: str | None) -> frozenset[str]:
         """Flag sets are shared: a mailbox has few distinct ones, and SELECT of a large
         mailbox builds one per message."""
@@ -335,6 +346,7 @@ class SqliteStore(Store):
         domain = _domain(name)
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            self._directory_changes(ctx)
             try:
                 conn.execute("INSERT INTO domains (name) VALUES (?)", (domain,))
             except sqlite3.IntegrityError:
@@ -346,6 +358,7 @@ class SqliteStore(Store):
         domain = name.lower()
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            self._directory_changes(ctx)
             if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
                 raise NotFound(f"domain {domain} is not hosted")
             accounts = conn.execute(
@@ -369,11 +382,14 @@ class SqliteStore(Store):
 
     async def has_domain(self, name: str) -> bool:
         domain = name.lower()
-        return self._lookup(
-            lambda conn: (
-                conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
-                is not None
-            )
+        return self._directory.get(
+            ("domain", domain),
+            lambda: self._lookup(
+                lambda conn: (
+                    conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
+                    is not None
+                )
+            ),
         )
 
     # -- accounts ------------------------------------------------------------------------
@@ -390,6 +406,7 @@ class SqliteStore(Store):
         scram = _scram_columns(scram_sha256)
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> Account:
+            self._directory_changes(ctx)
             if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
                 raise Invalid(f"domain {domain} is not hosted")
             try:
@@ -436,6 +453,7 @@ class SqliteStore(Store):
         _check_quota_value(quota)
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            self._directory_changes(ctx)
             cur = conn.execute("UPDATE accounts SET quota = ? WHERE address = ?", (quota, addr))
             if cur.rowcount == 0:
                 raise NotFound(f"no account {addr}")
@@ -446,6 +464,7 @@ class SqliteStore(Store):
         addr = address.lower()
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            self._directory_changes(ctx)
             row = conn.execute("SELECT id FROM accounts WHERE address = ?", (addr,)).fetchone()
             if row is None:
                 raise NotFound(f"no account {addr}")
@@ -461,12 +480,15 @@ class SqliteStore(Store):
 
     async def get_account(self, address: str) -> Account | None:
         addr = address.lower()
-        return self._lookup(
-            lambda conn: _account(
-                conn.execute(
-                    f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE address = ?", (addr,)
-                ).fetchone()
-            )
+        return self._directory.get(
+            ("account", addr),
+            lambda: self._lookup(
+                lambda conn: _account(
+                    conn.execute(
+                        f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE address = ?", (addr,)
+                    ).fetchone()
+                )
+            ),
         )
 
     async def get_account_by_id(self, account_id: int) -> Account | None:
@@ -529,6 +551,7 @@ class SqliteStore(Store):
             raise Invalid("an alias needs at least one target")
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            self._directory_changes(ctx)
             if conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
                 raise Invalid(f"domain {domain} is not hosted")
             conn.executemany(
@@ -548,6 +571,7 @@ class SqliteStore(Store):
         unwanted = [t.lower() for t in targets]
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            self._directory_changes(ctx)
             present = {
                 r[0] for r in conn.execute("SELECT target FROM aliases WHERE source = ?", (src,))
             }
@@ -594,7 +618,7 @@ class SqliteStore(Store):
             ]
             return Alias(src, tuple(targets)) if targets else None
 
-        return self._lookup(read)
+        return self._directory.get(("alias", src), lambda: self._lookup(read))
 
     # -- mailboxes -----------------------------------------------------------------------
     async def list_mailboxes(self, account_id: int) -> list[Mailbox]:
@@ -619,6 +643,12 @@ class SqliteStore(Store):
                     (account_id, normal),
                 ).fetchone()
             )
+        )
+
+    async def inbox_id(self, account_id: int) -> int | None:
+        return self._directory.get(
+            ("inbox", account_id),
+            lambda: self._lookup(lambda conn: _mailbox_id(conn, account_id, _INBOX)),
         )
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:

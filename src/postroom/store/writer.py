@@ -63,11 +63,13 @@ BACKLOG = 1000
 class OpContext:
     """What an operation reports besides its result: changes to announce after commit,
     directories to fsync before it (where blob files it references were renamed into place),
-    and how many items of work it left for the background step."""
+    how many items of work it left for the background step, and what to call once its
+    changes are committed."""
 
     changes: list[Change] = field(default_factory=list)
     sync: set[Path] = field(default_factory=set)
     background: int = 0
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def announce(self, change: Change) -> None:
         self.changes.append(change)
@@ -223,6 +225,8 @@ class Writer:
             if exc is None:
                 background += ctx.background
                 changes += ctx.changes
+                for call in ctx.on_commit:
+                    call()
                 for change in ctx.changes:
                     try:
                         self._notifier.publish(change)
