@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from postroom.store.base import StoreError
 from postroom.store.directory import Directory
 from postroom.store.sqlite import DB_NAME, SqliteStore
 
@@ -167,3 +168,13 @@ def test_answers_are_used_for_max_age_at_most(tmp_path):
     finally:
         kept.close()
         fresh.close()
+
+
+async def test_a_closed_store_says_so_rather_than_answer_from_memory(tmp_path):
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    await store.add_domain(DOMAIN)
+    assert await store.has_domain(DOMAIN)
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.has_domain(DOMAIN)

@@ -63,7 +63,8 @@ class Directory:
 
     def get(self, key: Hashable, lookup: Callable[[], T]) -> T:
         """The cached answer for ``key``, else ``lookup()`` (then cached)."""
-        assert self._map is not None, "the directory is not open"
+        if self._map is None:  # the store is closed: its lookup says so
+            return lookup()
         generation = self._map[:8]  # read before looking up: see the module docstring
         now = time.monotonic()
         cached = self._answers.get(key)
