@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from postroom.smtp import steering
 from tests.helpers import PASSWORD, ServerThread, client_tls_context
 from tests.outbound.dnsserver import free_port
 from tests.smtp.conftest import ALICE, BOB
@@ -76,21 +77,57 @@ def test_workers_accept_and_commit(srv):
         assert b"Delivered-To: alice@example.test\r\n" in message
 
 
-def test_each_worker_accepts_on_its_own_socket(srv):
-    """One socket per worker in an SO_REUSEPORT group: connections reach both workers (the
-    reply's queue id starts with the serving process's session prefix)."""
+def serving_worker(server: ServerThread) -> str:
+    """Deliver one message on a new connection; the serving worker's session prefix (the
+    reply's queue id starts with it)."""
+    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=15) as client:
+        client.ehlo("client.example")
+        client.mail("carol@remote.example")
+        client.rcpt(ALICE)
+        code, text = client.data(b"Subject: which worker\r\n\r\nx\r\n")
+        assert code == 250
+        return text.split()[-1][:6].decode()
+
+
+def hold_busy(server: ServerThread) -> list[RawClient]:
+    """BUSY open sessions: all on the first worker, which then spreads new connections."""
+    held = []
+    for _ in range(steering.BUSY):
+        raw = RawClient(server.port("smtp"))
+        assert raw.command(b"EHLO client.example").startswith("250")
+        held.append(raw)
+    return held
+
+
+def test_a_lone_client_stays_on_the_first_worker_and_load_spreads(srv):
+    """One socket per worker in an SO_REUSEPORT group.  A client's connections one after
+    another all go to the first worker; while it holds BUSY sessions, new connections reach
+    both workers; once they end, everything goes to the first worker again (steering.py)."""
     copies = srv.server.listeners["smtp"].filenos()
     assert len(copies) == WORKERS and len({fd for copy in copies for fd in copy}) == WORKERS
-    prefixes = set()
-    for _ in range(20):
-        with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=15) as client:
-            client.ehlo("client.example")
-            client.mail("carol@remote.example")
-            client.rcpt(ALICE)
-            code, text = client.data(b"Subject: spread\r\n\r\nx\r\n")
-            assert code == 250
-            prefixes.add(text.split()[-1][:6])
-    assert len(prefixes) == WORKERS
+    [first] = {serving_worker(srv) for _ in range(10)}
+    held = hold_busy(srv)
+    assert len({serving_worker(srv) for _ in range(30)}) == WORKERS
+    for raw in held:
+        raw.close()
+    deadline = time.monotonic() + 10
+    while {serving_worker(srv) for _ in range(5)} != {first}:  # until the held ones ended
+        assert time.monotonic() < deadline
+
+
+def test_the_second_worker_takes_every_connection_while_the_first_is_replaced(srv):
+    """The replacement starts a second later (RESTART_DELAY); meanwhile no connection waits
+    in the dead worker's queue: all are served by the worker that was already running."""
+    first = serving_worker(srv)
+    held = hold_busy(srv)
+    deadline = time.monotonic() + 10
+    while (second := serving_worker(srv)) == first:
+        assert time.monotonic() < deadline
+    for raw in held:
+        raw.close()
+    os.kill(worker_pids(srv)[0], signal.SIGKILL)
+    time.sleep(0.3)  # the server hears of the death at once
+    assert {serving_worker(srv) for _ in range(8)} == {second}
 
 
 def test_large_message_kept_in_a_file(srv):

@@ -40,6 +40,7 @@ from postroom.net.connection import Connection
 from postroom.net.listener import ConnectionLimits, Listener
 from postroom.net.tls import TLSManager
 from postroom.smtp import session
+from postroom.smtp.steering import Steering
 from postroom.store.base import StoreError
 from postroom.store.notifier import Change
 from postroom.store.sqlite import SqliteStore
@@ -186,7 +187,10 @@ class Worker:
         else:
             raise ValueError(f"unknown call {method!r}")
 
-    async def _start(self, settings: Settings, sockets: dict[str, list[int]], workers: int) -> None:
+    async def _start(
+        self, settings: Settings, sockets: dict[str, list[int]], workers: int, first: bool
+    ) -> None:
+        """``first``: this worker's sockets are the first of their groups (steering.py)."""
         log.setup(settings.log_level)
         user = privileges.account(settings.user)
         if user is not None:
@@ -206,19 +210,26 @@ class Worker:
             math.ceil(settings.limits.connections_per_ip / workers),
             math.ceil(settings.limits.connections / workers),
         )
-        for service, fds in sockets.items():
+        listening = {
+            service: [socket.socket(fileno=fd) for fd in fds] for service, fds in sockets.items()
+        }
+        steering = Steering([s for socks in listening.values() for s in socks]) if first else None
+        handler = partial(session.handle, self.app)
+        for service, socks in listening.items():
             listener = Listener(
                 service,
                 [],
-                partial(session.handle, self.app),
+                steering.counted(handler) if steering is not None else handler,
                 tls=lambda: tls.context,
                 implicit_tls=service in IMPLICIT_TLS,
                 idle_timeout=lambda: float(settings.limits.smtp_timeout),
                 limits=limits,
                 reject=partial(self._reject, settings),
             )
-            await listener.start(sockets=[socket.socket(fileno=fd) for fd in fds])
+            await listener.start(sockets=socks)
             self.listeners.append(listener)
+        if steering is not None:
+            steering.start()
         log.event("smtp worker ready", pid=os.getpid())
 
     async def _reject(self, settings: Settings, conn: Connection, reason: str) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from postroom import log
 from postroom.ipc import Channel, ChannelClosed
+from postroom.smtp import steering
 from postroom.smtp.worker import max_frame
 from postroom.store.sqlite import SqliteStore
 
@@ -65,7 +66,9 @@ class WorkerProcess:
         serving = asyncio.create_task(self._serve(self.channel))
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                await self.channel.call("start", self.pool.app.settings, fds, self.pool.count)
+                await self.channel.call(
+                    "start", self.pool.app.settings, fds, self.pool.count, self.pool.steers(self)
+                )
         except BaseException:
             serving.cancel()
             self.kill()
@@ -147,6 +150,11 @@ class SmtpWorkers:
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
 
+    def steers(self, worker: WorkerProcess) -> bool:
+        """Whether ``worker`` steers its groups: the first, when each worker has its own
+        socket (steering.py)."""
+        return worker.number == 1 and all(len(copies) > 1 for copies in self.sockets.values())
+
     def sockets_of(self, number: int) -> dict[str, list[int]]:
         return {
             service: copies[(number - 1) % len(copies)] for service, copies in self.sockets.items()
@@ -171,6 +179,8 @@ class SmtpWorkers:
                 return
             code = worker.proc.returncode if worker.proc is not None else None
             log.event("smtp worker died", logging.ERROR, worker=worker.number, status=code)
+            if self.steers(worker):  # its replacement steers to itself again once started
+                steering.to_second(fd for fds in self.sockets_of(1).values() for fd in fds)
             await asyncio.sleep(delay)
             try:
                 serving = await worker.start()
