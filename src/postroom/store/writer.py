@@ -226,11 +226,14 @@ class Writer:
                 background += ctx.background
                 changes += ctx.changes
                 for call in ctx.on_commit:
-                    call()
+                    try:
+                        call()
+                    except Exception as error:  # an after-commit call must not stop the writer
+                        log.event("store_on_commit_failed", error=repr(error))
                 for change in ctx.changes:
                     try:
                         self._notifier.publish(change)
-                    except Exception as error:  # a notifier must not stop the writer
+                    except Exception as error:  # nor must a notifier
                         log.event("store_publish_failed", error=repr(error))
             _settle(item, result, exc)
         if committed:
