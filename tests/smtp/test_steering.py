@@ -12,9 +12,7 @@ import pytest
 
 from postroom.smtp import steering
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT groups are Linux's"
-)
+pytestmark = pytest.mark.skipif(not steering.AVAILABLE, reason="a Linux socket option")
 
 
 @pytest.fixture

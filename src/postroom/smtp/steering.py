@@ -23,14 +23,18 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import platform
 import socket
 import struct
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from postroom import log
 
 SO_ATTACH_REUSEPORT_CBPF = 51  # <asm-generic/socket.h>; Python does not name it
+# Linux, on the architectures with that number (parisc and sparc have their own).
+AVAILABLE = sys.platform == "linux" and not platform.machine().startswith(("parisc", "sparc"))
 BUSY = 4  # sessions of the first worker from which connections are spread again
 IDLE = 1  # ... and at or below which they all come to it again
 

@@ -153,7 +153,11 @@ class SmtpWorkers:
     def steers(self, worker: WorkerProcess) -> bool:
         """Whether ``worker`` steers its groups: the first, when each worker has its own
         socket (steering.py)."""
-        return worker.number == 1 and all(len(copies) > 1 for copies in self.sockets.values())
+        return (
+            steering.AVAILABLE
+            and worker.number == 1
+            and all(len(copies) > 1 for copies in self.sockets.values())
+        )
 
     def sockets_of(self, number: int) -> dict[str, list[int]]:
         return {
