@@ -105,7 +105,7 @@ class Steering:
             return
         try:
             _attach(self._sockets, _NONE if spread else _FIRST)
-        except OSError as exc:  # not Linux, or a kernel without it: the hash it is
+        except OSError as exc:  # a kernel without it (before 4.5): the hash it is
             self._broken = True
             log.event("smtp steering unavailable", logging.WARNING, error=repr(exc))
             return
