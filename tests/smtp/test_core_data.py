@@ -94,6 +94,25 @@ def test_bare_lf_is_normalised_and_bare_cr_rejected():
     assert d.messages == [] and d.core.transaction is None
 
 
+@pytest.mark.parametrize(
+    ("body", "stored"),
+    [
+        (b"a\r\r\nb\r\n", None),  # a CR right before a CRLF
+        (b"a\n\r\nb\r\n", b"a\r\n\r\nb\r\n"),  # an LF right before a CRLF
+        (b"\n\n\r\n", b"\r\n\r\n\r\n"),
+        (b"a\r\n\rb\r\n", None),  # a CR after a CRLF
+        (b"a\n\rb\r\n", None),  # LF CR: the CR is bare whatever the LF is
+    ],
+)
+def test_bare_cr_and_lf_next_to_a_crlf(body, stored):
+    d = ready()
+    reply = codes(data(d, body + b".\r\n"))
+    if stored is None:
+        assert reply == ["554 5.5.2"] and d.messages == []
+    else:
+        assert reply == ["250 2.0.0"] and d.messages[0].data == stored
+
+
 def test_oversize_message_is_refused_after_the_end_without_buffering():
     d = ready(max_size=1000)
     d.send(b"DATA\r\n")
