@@ -88,8 +88,33 @@ def _joined(words: list[tuple[int, bytes]]) -> bytes:
     return b"".join(text for kind, text in words if kind != _CM)
 
 
+# The common forms, "local@domain", "<local@domain>" and "Display Name <local@domain>", with
+# no quotes, comments, groups, routes or control characters: recognised by one match each,
+# with the result the tokenizer gives them (``_parse``), at a fraction of its cost.
+_SIMPLE = re.compile(
+    rb"""[ \t]*(?:
+        (?P<bare>[^\x00-\x20\x7f"\[\]()<>@,;:\\]+@[^\x00-\x20\x7f"\[\]()<>@,;:\\]+)
+        |(?P<name>[^\x00-\x20\x7f"\[\]()<>@,;:.\\]+(?:[ \t]+[^\x00-\x20\x7f"\[\]()<>@,;:.\\]+)*)?
+         [ \t]*<(?P<angle>[^\x00-\x20\x7f"\[\]()<>@,;:\\]+@[^\x00-\x20\x7f"\[\]()<>@,;:\\]+)>
+    )[ \t]*""",
+    re.X,
+)
+
+
 def parse(raw: bytes) -> list[Address]:
     """Addresses and group markers of one address-list header value."""
+    out: list[Address] = []
+    for piece in raw.split(b","):
+        m = _SIMPLE.fullmatch(piece)
+        if m is None:
+            return _parse(raw)
+        name, angle, bare = m.group("name", "angle", "bare")
+        local, _, host = (angle or bare).partition(b"@")
+        out.append((b" ".join(name.split()) if name else None, None, local, host))
+    return out
+
+
+def _parse(raw: bytes) -> list[Address]:
     toks = _tokens(raw)
     out: list[Address] = []
     n = len(toks)
