@@ -30,12 +30,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parsedate_tz
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from postroom import log, mime
 from postroom.config import Limits
+from postroom.mime.dates import sent_day
 from postroom.store import blobs as blobfiles
 from postroom.store import schema
 from postroom.store.base import (
@@ -816,7 +816,7 @@ class SqliteStore(Store):
             *(_folded(headers.get(name)) for name in ("subject", "from", "to", "cc", "bcc")),
             _folded(headers.get("message-id")),
             parsed.sent_date,
-            _sent_day(headers.get("date")),
+            sent_day(headers.get("date")),
         )
         headers_text = "\n".join([*headers.values(), *_searchable_fields(data)])
         inline = len(data) <= self.inline_max
@@ -1563,19 +1563,6 @@ def _json_ints(values: Iterable[int]) -> str:
 
 def _folded(value: str | None) -> str | None:
     return None if value is None else value.casefold()[:MAX_HEADER_COLUMN]
-
-
-def _sent_day(value: str | None) -> int | None:
-    """The Date: header's own calendar day as YYYYMMDD (RFC 9051 §6.4.4 SENTON etc.)."""
-    if not value:
-        return None
-    parsed = parsedate_tz(value)
-    if parsed is None:
-        return None
-    year, month, day = parsed[0], parsed[1], parsed[2]
-    if not (1 <= month <= 12 and 1 <= day <= 31 and 0 < year < 10000):
-        return None
-    return year * 10000 + month * 100 + day
 
 
 def _searchable_fields(data: bytes) -> list[str]:
