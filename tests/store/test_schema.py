@@ -70,6 +70,7 @@ async def test_version_4_moves_texts_out_of_the_index(tmp_path):
         inbox = await store.get_mailbox(account.id, "INBOX")
         for text in ("Indexed the old way, whole.", "Still pending when upgraded."):
             await store.append(inbox.id, f"Subject: old\r\n\r\n{text}\r\n".encode())
+        assert await store.text_index_settled(timeout=10)  # described, as every message was
     finally:
         await store.close()
     # Back to version 3's layout: the first text indexed whole, the second pending.

@@ -27,7 +27,7 @@ async def store(request, tmp_path, monkeypatch, inline_max):
     """Searches must give the same answers before and after texts reach the trigram index,
     with messages in the database or in files."""
     if request.param == "pending":
-        monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+        monkeypatch.setattr(sqlite, "index_step", lambda conn, write, describe: 0)
     s = SqliteStore(tmp_path / "data", inline_max=inline_max)
     await s.open()
     s.keep_pending = request.param == "pending"

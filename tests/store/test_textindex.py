@@ -58,7 +58,7 @@ async def indexed_with(store, trigram: str) -> int:
 
 
 async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write, describe: 0)
     first = SqliteStore(tmp_path / "d")
     await first.open()
     await first.add_domain("example.org")
@@ -78,7 +78,7 @@ async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
 
 
 async def test_a_message_expunged_before_indexing_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write, describe: 0)
     store = SqliteStore(tmp_path / "d")
     await store.open()
     try:
@@ -157,7 +157,7 @@ async def pending_store(path) -> SqliteStore:
 
 async def test_vocabularies_are_made_before_the_write_lock_is_taken(tmp_path, monkeypatch):
     """Deliveries of other writers commit while the step does its costly part."""
-    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write, describe: 0)
     store = await pending_store(tmp_path / "d")
     made = []
     monkeypatch.setattr(textindex, "vocabulary", lambda *texts: made.append(texts) or "w")
@@ -169,13 +169,13 @@ async def test_vocabularies_are_made_before_the_write_lock_is_taken(tmp_path, mo
         yield
 
     with contextlib.closing(store._connect()) as conn:
-        assert textindex.index_step(conn, write()) == 0
+        assert textindex.index_step(conn, write(), store._describe_blob) == 0
         assert conn.execute("SELECT count(*) FROM text_words").fetchone()[0] == 2
     assert seen_at_lock == [2]
 
 
 async def test_a_text_that_goes_while_the_step_reads_is_not_indexed(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "index_step", lambda conn, write: 0)
+    monkeypatch.setattr(sqlite, "index_step", lambda conn, write, describe: 0)
     store = await pending_store(tmp_path / "d")
 
     @contextlib.contextmanager
@@ -186,6 +186,6 @@ async def test_a_text_that_goes_while_the_step_reads_is_not_indexed(tmp_path, mo
         yield
 
     with contextlib.closing(store._connect()) as conn:
-        assert textindex.index_step(conn, write()) == 0
+        assert textindex.index_step(conn, write(), store._describe_blob) == 0
         rows = conn.execute("SELECT words FROM text_words").fetchall()
     assert len(rows) == 1 and "needle1" in rows[0][0]

@@ -118,7 +118,8 @@ class MessageFlags:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A stored message with the metadata computed once at delivery (DESIGN principle 4).
+    """A stored message with the metadata computed once per message (DESIGN principle 4), right
+    after it is stored (store/describe.py).
 
     ``meta`` is the opaque parse result of ``postroom.mime`` in its serialised form
     (``ParsedMessage.to_bytes()``); callers turn it back with ``ParsedMessage.from_bytes``.

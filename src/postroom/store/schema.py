@@ -13,7 +13,9 @@ Layout choices (why):
 - What is parsed once per message (DESIGN principle 4) lives in ``blobs``, one row per distinct
   content: a COPY or a delivery to several mailboxes shares the file, the parse result and the
   full-text entry.  ``refcount`` is kept by triggers, so every way a message row disappears
-  (expunge, mailbox or account deletion through ON DELETE CASCADE) releases its blob.
+  (expunge, mailbox or account deletion through ON DELETE CASCADE) releases its blob.  A
+  blob is stored with an empty ``meta`` and no ``texts`` row, and described (parsed) right
+  after (describe.py).
 - Mailbox counters (messages, unseen, deleted, size) and account usage are kept by triggers
   (unseen/deleted changes by flag updates: by store_flags, one UPDATE per command), so STATUS
   and QUOTA never count rows.

@@ -5,12 +5,12 @@ Writes go through one writer thread with group commit (writer.py); reads run on 
 of threads (point lookups on the caller's thread), each with its own connection, and see a
 consistent WAL snapshot per call.
 
-Message bytes are parsed once (``postroom.mime.parse``) in worker threads, concurrently.  A
-message of up to ``INLINE_MAX`` bytes is then stored in the database by the operation that
-files it, so its one commit (one WAL fsync, shared by the whole batch) makes it durable; a
-larger one is first written to its blob file by the worker thread, and the writer fsyncs the
-file's directory before the commit that makes it visible, so a committed row always points to
-a complete, durable file (blobs.py).
+A message of up to ``INLINE_MAX`` bytes is stored in the database by the operation that files
+it, so its one commit (one WAL fsync, shared by the whole batch) makes it durable; a larger
+one is first written to its blob file by a worker thread, and the writer fsyncs the file's
+directory before the commit that makes it visible, so a committed row always points to a
+complete, durable file (blobs.py).  Either way it is parsed once, after that commit
+(describe.py).
 
 Several processes may open the same data folder (the CLI and the SMTP worker processes next
 to ``postroom serve``): their writers take turns on the folder's write lock (writelock.py), and
@@ -35,7 +35,6 @@ from typing import Any, NoReturn, TypeVar
 
 from postroom import log, mime
 from postroom.config import Limits
-from postroom.mime.dates import sent_day
 from postroom.store import blobs as blobfiles
 from postroom.store import schema
 from postroom.store.base import (
@@ -63,6 +62,7 @@ from postroom.store.base import (
     Usage,
 )
 from postroom.store.checkpoint import Checkpointer
+from postroom.store.describe import UNDESCRIBED, Description, describe, record
 from postroom.store.directory import Directory
 from postroom.store.flagcache import FlagsCache
 from postroom.store.notifier import Change, ChangeKind, InProcessNotifier, Notifier
@@ -74,6 +74,8 @@ from postroom.store.writelock import WriteLock
 from postroom.store.writer import OpContext, Writer, unlink_unreferenced
 
 T = TypeVar("T")
+# Descriptions a reader made, by blob id, with the blob's sha256.
+Described = dict[int, tuple[str, Description]]
 
 DB_NAME = "postroom.db"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
@@ -92,22 +94,11 @@ MAX_SUBSCRIPTIONS = 10000  # per account
 MAX_KEYWORDS = 256  # per message
 MAX_KEYWORD = 250  # characters
 MAX_ALIAS_TARGETS = 1000
-MAX_HEADER_COLUMN = 4096  # characters of a header value kept for SEARCH
-MAX_INDEXED_HEADER = 65536  # bytes of the raw header section in the full-text index
 # RFC 9051 §9 atom-specials: a keyword is an atom.
 _KEYWORD_SPECIALS = frozenset('(){ %*"\\]')
 _FLAG_BITS_FOLDED = {name.lower(): bit for name, bit in FLAG_BITS.items()}
 _INBOX = "INBOX"
-_UNSEARCHED_FIELDS = frozenset(
-    {
-        "received",
-        "dkim-signature",
-        "domainkey-signature",
-        "authentication-results",
-        "x-google-dkim-signature",
-        "received-spf",
-    }
-)
+
 
 _MAILBOX_COLUMNS = (
     "mb.id, mb.account_id, mb.name, mb.uidvalidity, mb.uidnext, mb.highestmodseq, mb.special_use,"
@@ -119,18 +110,13 @@ _ACCOUNT_COLUMNS = "id, address, quota"
 
 @dataclass(slots=True)
 class Prepared:
-    """A message parsed (and, when kept in a file, written to it), ready for the metadata
-    commit."""
+    """A message ready for the commit that stores it (and, when kept in a file, written to
+    it); its description comes after (describe.py)."""
 
     blob_id: str
     data: bytes
     inline: bool  # kept in the database; else in a file, renamed into ``dirs[0]``
     dirs: tuple[Path, ...]  # to fsync before the commit that first references the file
-    meta: bytes
-    columns: tuple[Any, ...]  # subject, from, to, cc, bcc, message-id, sent date, sent day
-    headers_text: str
-    body_text: str  # empty when body_at says where the stored message holds it as it is
-    body_at: int | None
 
 
 class SqliteStore(Store):
@@ -181,7 +167,7 @@ class SqliteStore(Store):
             self._connect,
             self._blobs,
             self.notifier,
-            index_step if self.report is None else None,
+            self._background if self.report is None else None,
             WriteLock(self.data_dir),
             committed,
         )
@@ -805,37 +791,19 @@ class SqliteStore(Store):
 
     # -- messages: storing ---------------------------------------------------------------
     def prepare(self, data: bytes) -> Prepared:
-        """Parse once; for a message kept in a file, also write the file (then on an I/O
+        """Name the bytes; for a message kept in a file, also write the file (then on an I/O
         thread)."""
         blob_id = blobfiles.digest(data)
-        parsed = mime.parse(
-            data, max_depth=self.limits.mime_depth, max_fields=self.limits.mime_headers
-        )
-        headers = parsed.headers
-        columns = (
-            *(_folded(headers.get(name)) for name in ("subject", "from", "to", "cc", "bcc")),
-            _folded(headers.get("message-id")),
-            parsed.sent_date,
-            sent_day(headers.get("date")),
-        )
-        headers_text = "\n".join([*headers.values(), *_searchable_fields(data)])
         inline = len(data) <= self.inline_max
         dirs = () if inline else self._blobs.write(blob_id, data)
-        meta = parsed.to_bytes(with_text=False)
-        text = parsed.text
-        body_at = _raw_text_at(data, parsed.parts[0][1], text) if inline else None
-        body_text = "" if body_at is not None else text
-        return Prepared(
-            blob_id, data, inline, dirs, meta, columns, headers_text, body_text, body_at
-        )
+        return Prepared(blob_id, data, inline, dirs)
 
     def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: Prepared) -> int:
-        """The blobs row of a prepared message, created with its parse results if new."""
+        """The blobs row of a prepared message, created undescribed if new."""
         row = conn.execute(
-            "INSERT INTO blobs (sha256, meta, subject, from_addr, to_addr, cc_addr, bcc_addr,"
-            " message_id, sent_date, sent_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO blobs (sha256, meta) VALUES (?, ?)"
             " ON CONFLICT (sha256) DO NOTHING RETURNING id",
-            (prepared.blob_id, prepared.meta, *prepared.columns),
+            (prepared.blob_id, UNDESCRIBED),
         ).fetchall()
         if not row:
             return conn.execute(
@@ -850,13 +818,34 @@ class SqliteStore(Store):
             # The same bytes were released and unlinked since we wrote them: write again.
             # We hold the write lock, so nobody can unlink it before our commit.
             ctx.sync.update(self._blobs.write(prepared.blob_id, prepared.data))
-        conn.execute(
-            "INSERT INTO texts (blob, headers, body, body_at) VALUES (?, ?, ?, ?)",
-            (blob, prepared.headers_text, prepared.body_text, prepared.body_at),
-        )
         conn.execute("INSERT INTO fts_pending (blob) VALUES (?)", (blob,))
         ctx.background += 1
         return blob
+
+    def _background(self, conn: sqlite3.Connection, lock: WriteLock) -> int:
+        """The writer's background step: describe and index what was stored (textindex.py)."""
+        return index_step(conn, lock, self._describe_blob)
+
+    def _describe_blob(
+        self, conn: sqlite3.Connection, blob: int, sha256: str
+    ) -> Description | None:
+        """Parse a stored message (None when it went meanwhile)."""
+        row = conn.execute("SELECT data FROM blob_data WHERE blob = ?", (blob,)).fetchone()
+        if row is not None:
+            return describe(row[0], True, self.limits)
+        try:
+            return describe(self._blobs.read(sha256), False, self.limits)
+        except FileNotFoundError:
+            return None
+
+    async def _record(self, described: Described) -> None:
+        """Keep descriptions a reader made (describe.py: the first one made is kept)."""
+
+        def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
+            for blob, (sha256, description) in described.items():
+                record(conn, blob, sha256, description)
+
+        await self._write(op)
 
     def _check_size(self, data: bytes) -> None:
         if len(data) > self.limits.message_size:
@@ -984,7 +973,7 @@ class SqliteStore(Store):
         flagset = self._flagset
         columns = (
             "SELECT m.uid, m.flags, m.keywords, m.modseq, m.internaldate, m.size, b.sha256,"
-            " b.meta FROM messages m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?"
+            " b.meta, m.blob FROM messages m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?"
         )
         lo, hi = (min(uids), max(uids)) if uids else (1, 0)
         wanted: set[int] | None = None
@@ -998,17 +987,31 @@ class SqliteStore(Store):
             sql = f"{columns} AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid"
             params = (_json_ints(uids),)
 
-        def read(conn: sqlite3.Connection) -> list[Message]:
+        def read(conn: sqlite3.Connection) -> tuple[list[Message], Described]:
             _require_mailbox(conn, mailbox_id)
-            return [
-                Message(uid, flagset(bits, kw), modseq, date, size, sha, meta)
-                for uid, bits, kw, modseq, date, size, sha, meta in conn.execute(
-                    sql, (mailbox_id, *params)
-                )
-                if wanted is None or uid in wanted
-            ]
+            messages = []
+            described: Described = {}
+            for uid, bits, kw, modseq, date, size, sha, meta, blob in conn.execute(
+                sql, (mailbox_id, *params)
+            ):
+                if wanted is not None and uid not in wanted:
+                    continue
+                if meta == UNDESCRIBED:  # stored moments ago: parsed here, kept by _record
+                    if blob not in described:
+                        description = self._describe_blob(conn, blob, sha)
+                        if description is None:  # its file is missing: an empty message
+                            meta = describe(b"", True, self.limits).meta
+                        else:
+                            described[blob] = (sha, description)
+                    if blob in described:
+                        meta = described[blob][1].meta
+                messages.append(Message(uid, flagset(bits, kw), modseq, date, size, sha, meta))
+            return messages, described
 
-        return await self._read(read)
+        messages, described = await self._read(read)
+        if described:
+            await self._record(described)
+        return messages
 
     async def read_blob(self, blob_id: str) -> bytes:
         if not blobfiles.valid_id(blob_id):
@@ -1225,13 +1228,37 @@ class SqliteStore(Store):
         return await self._write(op)
 
     async def search(self, mailbox_id: int, query: Query) -> list[int]:
+        """Messages stored moments ago are described first (describe.py): the search reads
+        their columns and texts.  One that arrives while this runs is matched on what it has
+        (flags, dates, size), like one that arrives just after is not matched at all."""
         compiled = compile_search(mailbox_id, query)
 
-        def read(conn: sqlite3.Connection) -> list[int]:
+        def read(conn: sqlite3.Connection, describing: bool) -> list[int] | Described:
             _require_mailbox(conn, mailbox_id)
+            described: Described = {}
+            for blob, sha256 in (
+                conn.execute(
+                    "SELECT b.id, b.sha256 FROM fts_pending p JOIN blobs b ON b.id = p.blob"
+                    " WHERE b.meta = ? AND EXISTS"
+                    " (SELECT 1 FROM messages m WHERE m.blob = b.id AND m.mailbox_id = ?)",
+                    (UNDESCRIBED, mailbox_id),
+                ).fetchall()
+                if describing
+                else ()
+            ):
+                description = self._describe_blob(conn, blob, sha256)
+                if description is not None:
+                    described[blob] = (sha256, description)
+            if described:
+                return described
             return [r[0] for r in conn.execute(compiled.sql, compiled.params)]
 
-        return await self._read(read)
+        found = await self._read(lambda conn: read(conn, True))
+        if isinstance(found, dict):
+            await self._record(found)
+            found = await self._read(lambda conn: read(conn, False))
+        assert isinstance(found, list)
+        return found
 
     async def read_blobs(self, blob_ids: Sequence[str]) -> list[bytes | None]:
         """One hop to a read thread for the whole batch: the inline messages in one query,
@@ -1568,43 +1595,6 @@ def _apply_flags(
 
 def _json_ints(values: Iterable[int]) -> str:
     return json.dumps([int(v) for v in values])
-
-
-def _folded(value: str | None) -> str | None:
-    return None if value is None else value.casefold()[:MAX_HEADER_COLUMN]
-
-
-def _searchable_fields(data: bytes) -> list[str]:
-    """Raw top-level header fields for SEARCH TEXT (RFC 9051 §6.4.4: header or body),
-    without the trace and signature fields machines add (Received, DKIM-Signature, ARC-*,
-    ...): nobody searches them, and their base64 would triple the index of a typical message.
-    The decoded values of the usual fields come from the parse result."""
-    head = data[:MAX_INDEXED_HEADER]
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        end = head.find(separator)
-        if end >= 0:
-            head = head[:end]
-            break
-    fields: list[str] = []
-    keep = False
-    for line in head.decode("utf-8", "replace").splitlines():
-        if line[:1] in (" ", "\t"):
-            if keep:
-                fields[-1] += line
-            continue
-        name = line.partition(":")[0].strip().lower()
-        keep = not (name in _UNSEARCHED_FIELDS or name.startswith("arc-"))
-        if keep:
-            fields.append(line)
-    return fields
-
-
-def _raw_text_at(data: bytes, body_start: int, text: str) -> int | None:
-    """``body_start`` when the message's text is its raw body as it is (UTF-8), so the
-    stored message stands in for a copy of it (schema version 5); else None."""
-    if text and len(text) <= len(data) - body_start == len(encoded := text.encode("utf-8")):
-        return body_start if data[body_start:] == encoded else None
-    return None
 
 
 def _contains(haystack: str | None, needle: str) -> int:

@@ -1,13 +1,16 @@
-"""Moving stored texts from ``fts_pending`` into the FTS5 trigram index, off the write path.
+"""After acknowledging: describing stored messages (describe.py) and moving their texts into
+the FTS5 trigram index, off the write path.
 
 Indexing a message's text costs about one trigram per character, far more than the rest of
 storing it, and FTS5 writes a new index segment at every savepoint, so indexing inside each
 acknowledging operation made the index the bottleneck of ingest and let one huge text stall
-every other writer.  Instead the acknowledging commit only stores the text (``texts``) and
-its id in ``fts_pending``; the writer thread calls :func:`index_step` when it has nothing
+every other writer.  Instead the acknowledging commit only stores the message, undescribed,
+and its id in ``fts_pending``; the writer thread calls :func:`index_step` when it has nothing
 else to do (and every few batches under sustained load, so the backlog stays bounded), each
-step a bounded chunk in its own transaction.  Searches look at the index and at the pending texts,
-so a message is found from the moment its append returned.
+step a bounded chunk in its own transaction: it describes the messages no reader described
+first (which stores their text in ``texts``) and indexes their texts.  Searches describe the
+messages they would miss and look at the index and at the pending texts, so a message is
+found from the moment its append returned.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import string
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+
+from postroom.store.describe import UNDESCRIBED, Description, record
 
 # What a word is in a needle (search.py): every run of word characters of a needle found in
 # a text lies inside one token of the text's vocabulary.
@@ -36,6 +42,9 @@ BODY_TEXT = (
     "(SELECT data FROM blob_data WHERE blob = t.blob), t.body_at + 1) AS TEXT) END"
 )
 
+# Parses a stored message (describe.py); None when it is gone.
+Describe = Callable[[sqlite3.Connection, int, str], "Description | None"]
+
 # Characters of text indexed per step at most (at least one message per step): bounds how
 # long a step holds the write lock in front of acknowledgements.
 STEP_CHARS = 512 * 1024
@@ -55,25 +64,34 @@ def vocabulary(*texts: str) -> str:
     return b" ".join(words).decode("utf-8", "surrogatepass")
 
 
-def index_step(conn: sqlite3.Connection, write: AbstractContextManager[object]) -> int:
-    """Index one chunk of pending texts; returns how many are still pending.  The
-    vocabularies, the step's costly part, are made before it takes the write lock (``write``),
-    so deliveries keep committing meanwhile."""
-    chosen: list[tuple[int, str | None, str]] = []  # blob, sha256, words
+def index_step(
+    conn: sqlite3.Connection, write: AbstractContextManager[object], describe: Describe
+) -> int:
+    """Describe and index one chunk of pending messages; returns how many are still pending.
+    The descriptions and vocabularies, the step's costly part, are made before it takes the
+    write lock (``write``), so deliveries keep committing meanwhile."""
+    # blob, sha256, description when this step made it, words
+    chosen: list[tuple[int, str | None, Description | None, str]] = []
     chars = 0
     conn.execute("BEGIN")  # one snapshot for the reading
     try:
-        for blob, sha256, headers, body in conn.execute(
-            f"SELECT p.blob, b.sha256, ifnull(t.headers, ''), ifnull({BODY_TEXT}, '')"
+        for blob, sha256, meta, headers, body in conn.execute(
+            f"SELECT p.blob, b.sha256, b.meta, ifnull(t.headers, ''), ifnull({BODY_TEXT}, '')"
             " FROM fts_pending p LEFT JOIN blobs b ON b.id = p.blob"
             " LEFT JOIN texts t ON t.blob = p.blob"
             " ORDER BY p.blob LIMIT ?",
             (STEP_ROWS,),
-        ):
+        ).fetchall():
+            description = None
+            if meta == UNDESCRIBED and sha256 is not None:
+                description = describe(conn, blob, sha256)
+                if description is None:  # its file went: so did its row, after our snapshot
+                    continue
+                headers, body = description.headers_text, description.text
             cost = len(headers) + len(body)
             if chosen and chars + cost > STEP_CHARS:
                 break
-            chosen.append((blob, sha256, vocabulary(headers, body)))
+            chosen.append((blob, sha256, description, vocabulary(headers, body)))
             chars += cost
     finally:
         conn.execute("COMMIT")
@@ -86,15 +104,16 @@ def index_step(conn: sqlite3.Connection, write: AbstractContextManager[object]) 
             try:
                 # Only texts still pending, and still of the same message: a blob id can be
                 # given again once its message went (and its pending row with it).
-                words = [
-                    (blob, terms)
-                    for blob, sha256, terms in chosen
+                words = []
+                for blob, sha256, description, terms in chosen:
                     if conn.execute(
                         "DELETE FROM fts_pending WHERE blob = ?"
                         " AND (SELECT sha256 FROM blobs WHERE id = ?) IS ? RETURNING blob",
                         (blob, blob, sha256),
-                    ).fetchone()
-                ]
+                    ).fetchone():
+                        if description is not None and sha256 is not None:
+                            record(conn, blob, sha256, description)
+                        words.append((blob, terms))
                 conn.executemany("INSERT INTO text_words (blob, words) VALUES (?, ?)", words)
                 conn.executemany("INSERT INTO fts (rowid, words) VALUES (?, ?)", words)
                 left = conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
