@@ -4,6 +4,7 @@ needs it, or by the background step, whichever comes first."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 
 import pytest
 
@@ -110,3 +111,16 @@ async def test_a_message_that_goes_before_its_parse_is_never_parsed(store, inbox
     with contextlib.closing(store._connect()) as conn:
         assert textindex.index_step(conn, contextlib.nullcontext(), store._describe_blob) == 0
     assert parses == [] and await rows(store) == []
+
+
+async def test_a_fetch_answers_even_when_keeping_the_parse_fails(store, inbox, parses, monkeypatch):
+    data = message(1, subject="Kept or not")
+    await store.append(inbox.id, data)
+
+    def failing(conn, blob, sha256, description):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite, "record", failing)
+    (fetched,) = await store.fetch(inbox.id, [1])
+    assert ParsedMessage.from_bytes(fetched.meta).envelope == mime.parse(data).envelope
+    assert (await rows(store))[0][0] == UNDESCRIBED  # the background step parses it later

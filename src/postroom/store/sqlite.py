@@ -839,13 +839,18 @@ class SqliteStore(Store):
             return None
 
     async def _record(self, described: Described) -> None:
-        """Keep descriptions a reader made (describe.py: the first one made is kept)."""
+        """Keep descriptions a reader made (describe.py: the first one made is kept).  Only
+        a saving: when it fails, the reader still has them and the background step parses
+        those messages again."""
 
         def op(conn: sqlite3.Connection, ctx: OpContext) -> None:
             for blob, (sha256, description) in described.items():
                 record(conn, blob, sha256, description)
 
-        await self._write(op)
+        try:
+            await self._write(op)
+        except (StoreError, sqlite3.Error) as exc:
+            log.event("store_describe_failed", error=repr(exc))
 
     def _check_size(self, data: bytes) -> None:
         if len(data) > self.limits.message_size:
