@@ -892,11 +892,9 @@ class SqliteStore(Store):
         if self._closing:
             raise StoreError("the store is closing")
         if len(data) <= self.inline_max:
-            # A message kept in the database needs no file I/O, only parsing (about 0.1 ms
-            # for 4 KB, 0.3 ms at INLINE_MAX): done right here, since a thread could not run
-            # that Python code in parallel anyway, and the hop to it and back, waiting for
-            # the GIL on a busy loop, cost more than the parse.  Once queued, the operation
-            # runs whether or not the caller still waits, like every other write.
+            # A message kept in the database needs no file I/O, only its digest: done right
+            # here, as a hop to a thread and back would cost more.  Once queued, the
+            # operation runs whether or not the caller still waits, like every other write.
             op = self._deliver_op(targets, parsed_flags, self.prepare(data), when)
             return await self._write(op)
         await self._precheck([t.mailbox_id for t in targets], len(data))
@@ -1233,9 +1231,9 @@ class SqliteStore(Store):
         return await self._write(op)
 
     async def search(self, mailbox_id: int, query: Query) -> list[int]:
-        """Messages stored moments ago are described first (describe.py): the search reads
-        their columns and texts.  One that arrives while this runs is matched on what it has
-        (flags, dates, size), like one that arrives just after is not matched at all."""
+        """Messages stored moments ago are described first (describe.py), since the search
+        reads their columns and texts; one stored while it runs is matched on its flags,
+        dates and size only, much as one stored just after it is not matched at all."""
         compiled = compile_search(mailbox_id, query)
 
         def read(conn: sqlite3.Connection, describing: bool) -> list[int] | Described:
