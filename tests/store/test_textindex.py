@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 
 from postroom.store import query as q
 from postroom.store import sqlite, textindex
@@ -189,3 +190,41 @@ async def test_a_text_that_goes_while_the_step_reads_is_not_indexed(tmp_path, mo
         assert textindex.index_step(conn, write(), store._describe_blob) == 0
         rows = conn.execute("SELECT words FROM text_words").fetchall()
     assert len(rows) == 1 and "needle1" in rows[0][0]
+
+
+async def test_a_backlog_drains_step_after_step_once_idle(tmp_path, monkeypatch):
+    """The idle wait comes once: then steps follow each other while nothing else comes."""
+    from postroom.store import writer
+
+    waits: list[tuple[int, str]] = []
+
+    class Recording(queue.SimpleQueue):
+        def get(self, block=True, timeout=None):
+            waits.append((id(self), "idle wait" if timeout else "wait" if block else "no wait"))
+            return super().get(block, timeout)
+
+        def get_nowait(self):
+            return self.get(False)
+
+    monkeypatch.setattr(writer.queue, "SimpleQueue", Recording)
+    monkeypatch.setattr(writer, "BACKGROUND_IDLE", 0.2)
+    monkeypatch.setattr(writer, "BACKGROUND_MIN", 10_000)  # no step while appending
+    monkeypatch.setattr(textindex, "STEP_ROWS", 2)
+    store = SqliteStore(tmp_path / "d")
+    await store.open()
+    writes = id(store._writer._queue)
+    try:
+        await store.add_domain("example.org")
+        account = await store.create_account("a@example.org", "h", None)
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        for n in range(10):
+            await store.append(inbox.id, message(n))
+        waits.clear()
+        assert await store.text_index_settled(timeout=30)
+        await asyncio.sleep(0.1)  # the writer is back to waiting for work
+    finally:
+        await store.close()
+    kinds = [kind for queue_id, kind in waits if queue_id == writes]
+    # Five steps (ten messages, two per step): one idle wait before them (it may have begun
+    # before the list was cleared), not one before each.
+    assert kinds.count("idle wait") <= 1 and kinds.count("no wait") >= 4

@@ -18,10 +18,11 @@ Blob files whose last reference went away are unlinked after the commit, under t
 lock, and only if no row came back for them meanwhile (another operation or another process
 may have stored the same bytes again).
 
-Deferred work (full-text indexing) runs as ``background`` steps, each its own transaction:
-when the queue has been empty a moment, every ``BACKGROUND_EVERY`` batches while it is not
-once ``BACKGROUND_MIN`` items wait, and after every batch while the backlog exceeds
-``BACKLOG``, so it neither delays acknowledgements much nor falls behind without bound.  A
+Deferred work (parsing and full-text indexing) runs as ``background`` steps, each its own
+transaction: when the queue has been empty a moment (and then step after step while it stays
+empty), every ``BACKGROUND_EVERY`` batches while it is not once ``BACKGROUND_MIN`` items
+wait, and after every batch while the backlog exceeds ``BACKLOG``, so it neither delays
+acknowledgements much nor falls behind without bound.  A
 writer without ``background`` leaves that work to another process's writer, which hears of it
 through ``add_background``.
 """
@@ -48,11 +49,12 @@ from postroom.store.writelock import WriteLock
 # Operations per transaction at most: bounds the time one commit holds the write lock.
 MAX_BATCH = 512
 # Background steps run after this many idle seconds (so a trickle of writes is indexed in
-# chunks, not one text per step), under sustained load after every BACKGROUND_EVERY batches
-# once BACKGROUND_MIN items wait (FTS5 spends about twice the CPU per text in transactions of
-# a few texts as in transactions of dozens), and after every batch while more than BACKLOG
-# items wait: writers are slowed down rather than letting the backlog (which searches scan)
-# grow without bound.
+# chunks, not one text per step), then one after another while nothing else is queued (a
+# backlog left by a burst drains at full speed), under sustained load after every
+# BACKGROUND_EVERY batches once BACKGROUND_MIN items wait (FTS5 spends about twice the CPU
+# per text in transactions of a few texts as in transactions of dozens), and after every
+# batch while more than BACKLOG items wait: writers are slowed down rather than letting the
+# backlog (which searches scan) grow without bound.
 BACKGROUND_IDLE = 0.05
 BACKGROUND_EVERY = 4
 BACKGROUND_MIN = 64
@@ -154,15 +156,21 @@ class Writer:
             # Work may be left from before a crash.
             pending = 0 if self._background is None else 1
             since_background = 0
+            idle = False  # nothing queued since the last background step
             while True:
                 try:
-                    first = (
-                        self._queue.get(timeout=BACKGROUND_IDLE) if pending else self._queue.get()
-                    )
+                    if not pending:
+                        first = self._queue.get()
+                    elif idle:  # catching up: step after step while nothing else comes
+                        first = self._queue.get_nowait()
+                    else:
+                        first = self._queue.get(timeout=BACKGROUND_IDLE)
                 except queue.Empty:
                     pending = self._step(conn)
                     since_background = 0
+                    idle = True
                     continue
+                idle = False
                 if first is _STOP:
                     break
                 batch = []
