@@ -124,3 +124,16 @@ async def test_a_fetch_answers_even_when_keeping_the_parse_fails(store, inbox, p
     (fetched,) = await store.fetch(inbox.id, [1])
     assert ParsedMessage.from_bytes(fetched.meta).envelope == mime.parse(data).envelope
     assert (await rows(store))[0][0] == UNDESCRIBED  # the background step parses it later
+
+
+async def test_what_needs_no_parse_parses_nothing(store, inbox, parses):
+    """Flags, sizes and dates come from the message rows: reading them parses nothing."""
+    await store.append(inbox.id, message(1))
+    await store.store_flags(inbox.id, [1], FlagMode.ADD, ["\\Deleted"])
+    assert await store.search(inbox.id, q.HasFlag("\\Deleted")) == [1]
+    assert await store.search(inbox.id, q.Size(">", 10)) == [1]
+    (fetched,) = await store.fetch(inbox.id, [1], meta=False)
+    assert fetched.size == len(message(1))
+    assert parses == []
+    assert await store.search(inbox.id, q.And((q.HasFlag("\\Deleted"), q.Body("body")))) == [1]
+    assert len(parses) == 1

@@ -102,7 +102,7 @@ async def cmd_fetch(s: Session, cmd: Command) -> bytes:
 
     async def rows_of(idxs) -> dict[int, Message]:  # noqa: ANN001
         uids = list(map(view.uids.__getitem__, idxs))
-        return {m.uid: m for m in await store.fetch(view.mailbox_id, uids)}
+        return {m.uid: m for m in await store.fetch(view.mailbox_id, uids, meta=needs_meta)}
 
     # The next batch is read while this one is rendered (not when reading marks \Seen:
     # the store write comes first).

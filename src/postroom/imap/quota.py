@@ -44,7 +44,9 @@ async def deleted_storage(s: Session, mailbox_id: int) -> int:
     uids = await s.store.search(mailbox_id, HasFlag("\\Deleted"))
     total = 0
     for start in range(0, len(uids), BATCH):
-        total += sum(m.size for m in await s.store.fetch(mailbox_id, uids[start : start + BATCH]))
+        total += sum(
+            m.size for m in await s.store.fetch(mailbox_id, uids[start : start + BATCH], meta=False)
+        )
     return kib(total)
 
 

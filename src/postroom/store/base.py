@@ -344,8 +344,12 @@ class Store(abc.ABC):
         """Every UID of a mailbox, ascending."""
 
     @abc.abstractmethod
-    async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[Message]:
-        """Messages with their precomputed metadata, in UID order; absent uids are skipped."""
+    async def fetch(
+        self, mailbox_id: int, uids: Sequence[int], *, meta: bool = True
+    ) -> list[Message]:
+        """Messages with their precomputed metadata, in UID order; absent uids are skipped.
+        With ``meta`` false the caller does not read ``Message.meta``, which may then be
+        empty for a message stored moments ago (nothing is parsed for it)."""
 
     @abc.abstractmethod
     async def read_blob(self, blob_id: str) -> bytes:

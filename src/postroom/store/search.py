@@ -41,6 +41,7 @@ MAX_TRIGRAMS = 16
 class Compiled:
     sql: str
     params: list[object] = field(default_factory=list)
+    described: bool = False  # reads what a message's description holds (describe.py)
 
 
 class _Compiler:
@@ -48,6 +49,7 @@ class _Compiler:
         self.mailbox_id = mailbox_id
         self.params: list[object] = []
         self.needs_blob = False
+        self.described = False
 
     def node(self, node: q.Query) -> str:
         method = getattr(self, "_" + type(node).__name__.lower(), None)
@@ -119,6 +121,7 @@ class _Compiler:
                 "pr_header((SELECT data FROM blob_data WHERE blob = b.id), b.sha256,"
                 f" {self._param(name)}, {self._param(node.text.casefold())})"
             )
+        self.described = True
         if not node.text:
             return f"b.{column} IS NOT NULL"
         return f"ifnull(instr(b.{column}, {self._param(node.text.casefold())}), 0) > 0"
@@ -126,6 +129,7 @@ class _Compiler:
     def _fulltext(self, text: str, column: str | None) -> str:
         if not text:
             return "1"
+        self.described = True
         columns = [column] if column else ["headers", "body"]
 
         def check() -> str:
@@ -179,6 +183,7 @@ class _Compiler:
         # RFC 9051 §6.4.4: the Date: header's own date, disregarding time and time zone;
         # without a usable Date: the internal date stands in (as RFC 5256 §2.2 does for SORT).
         self.needs_blob = True
+        self.described = True
         op = {"<": "<", "=": "=", ">=": ">="}.get(node.op)
         if op is None:
             raise ValueError(f"bad date comparison {node.op!r}")
@@ -196,7 +201,7 @@ def compile_search(mailbox_id: int, node: q.Query) -> Compiled:
     where = compiler.node(node)
     join = " JOIN blobs b ON b.id = m.blob" if compiler.needs_blob else ""
     sql = f"SELECT m.uid FROM messages m{join} WHERE m.mailbox_id = ? AND {where} ORDER BY m.uid"
-    return Compiled(sql, [mailbox_id, *compiler.params])
+    return Compiled(sql, [mailbox_id, *compiler.params], compiler.described)
 
 
 def trigram_query(text: str) -> str | None:

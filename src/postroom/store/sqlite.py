@@ -972,8 +972,11 @@ class SqliteStore(Store):
 
         return await self._read(read)
 
-    async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[Message]:
+    async def fetch(
+        self, mailbox_id: int, uids: Sequence[int], *, meta: bool = True
+    ) -> list[Message]:
         flagset = self._flagset
+        describing = meta
         columns = (
             "SELECT m.uid, m.flags, m.keywords, m.modseq, m.internaldate, m.size, b.sha256,"
             " b.meta, m.blob FROM messages m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?"
@@ -999,7 +1002,7 @@ class SqliteStore(Store):
             ):
                 if wanted is not None and uid not in wanted:
                     continue
-                if meta == UNDESCRIBED:  # stored moments ago: parsed here, kept by _record
+                if meta == UNDESCRIBED and describing:  # stored moments ago: parsed here
                     if blob not in described:
                         description = self._describe_blob(conn, blob, sha)
                         if description is None:  # its file is missing: an empty message
@@ -1231,8 +1234,8 @@ class SqliteStore(Store):
         return await self._write(op)
 
     async def search(self, mailbox_id: int, query: Query) -> list[int]:
-        """Messages stored moments ago are described first (describe.py), since the search
-        reads their columns and texts; one stored while it runs is matched on its flags,
+        """Messages stored moments ago are described first (describe.py) when the search
+        reads their columns or texts; one stored while it runs is matched on its flags,
         dates and size only, much as one stored just after it is not matched at all."""
         compiled = compile_search(mailbox_id, query)
 
@@ -1256,7 +1259,7 @@ class SqliteStore(Store):
                 return described
             return [r[0] for r in conn.execute(compiled.sql, compiled.params)]
 
-        found = await self._read(lambda conn: read(conn, True))
+        found = await self._read(lambda conn: read(conn, compiled.described))
         if isinstance(found, dict):
             await self._record(found)
             found = await self._read(lambda conn: read(conn, False))
