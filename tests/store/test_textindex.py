@@ -9,7 +9,7 @@ import queue
 
 from postroom.store import query as q
 from postroom.store import sqlite, textindex
-from postroom.store.base import FlagMode
+from postroom.store.base import FlagMode, Mailbox
 from postroom.store.sqlite import SqliteStore
 from tests.store.conftest import message
 
@@ -80,12 +80,8 @@ async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
 
 async def test_a_message_expunged_before_indexing_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite, "index_step", lambda conn, write, describe: 0)
-    store = SqliteStore(tmp_path / "d")
-    await store.open()
+    store, inbox = await store_with_inbox(tmp_path / "d")
     try:
-        await store.add_domain("example.org")
-        account = await store.create_account("a@example.org", "h", None)
-        inbox = await store.get_mailbox(account.id, "INBOX")
         await store.append(inbox.id, message(1), ["\\Deleted"])
         await store.expunge(inbox.id)
         assert await counts(store) == (0, 0)
@@ -101,12 +97,8 @@ async def test_backlog_is_bounded_under_sustained_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "BACKGROUND_EVERY", 10_000)
     monkeypatch.setattr(writer, "BACKLOG", 5)
     monkeypatch.setattr(textindex, "STEP_ROWS", 2)
-    store = SqliteStore(tmp_path / "d")
-    await store.open()
+    store, inbox = await store_with_inbox(tmp_path / "d")
     try:
-        await store.add_domain("example.org")
-        account = await store.create_account("a@example.org", "h", None)
-        inbox = await store.get_mailbox(account.id, "INBOX")
         for n in range(30):
             await store.append(inbox.id, message(n))
             pending, _ = await counts(store)
@@ -143,13 +135,20 @@ async def test_a_raw_body_is_not_stored_twice(store, inbox):
     assert pending == indexed == [[1, 2], [1], [1, 2, 3]]
 
 
-async def pending_store(path) -> SqliteStore:
-    """A closed store whose two texts wait for the index."""
+async def store_with_inbox(path) -> tuple[SqliteStore, Mailbox]:
+    """An open store with one account, and that account's INBOX."""
     store = SqliteStore(path)
     await store.open()
     await store.add_domain("example.org")
     account = await store.create_account("a@example.org", "h", None)
     inbox = await store.get_mailbox(account.id, "INBOX")
+    assert inbox is not None
+    return store, inbox
+
+
+async def pending_store(path) -> SqliteStore:
+    """A closed store whose two texts wait for the index."""
+    store, inbox = await store_with_inbox(path)
     for n in range(2):
         await store.append(inbox.id, message(n, body=f"needle{n}"))
     await store.close()
@@ -210,13 +209,9 @@ async def test_a_backlog_drains_step_after_step_once_idle(tmp_path, monkeypatch)
     monkeypatch.setattr(writer, "BACKGROUND_IDLE", 0.2)
     monkeypatch.setattr(writer, "BACKGROUND_MIN", 10_000)  # no step while appending
     monkeypatch.setattr(textindex, "STEP_ROWS", 2)
-    store = SqliteStore(tmp_path / "d")
-    await store.open()
+    store, inbox = await store_with_inbox(tmp_path / "d")
     writes = id(store._writer._queue)
     try:
-        await store.add_domain("example.org")
-        account = await store.create_account("a@example.org", "h", None)
-        inbox = await store.get_mailbox(account.id, "INBOX")
         for n in range(10):
             await store.append(inbox.id, message(n))
         waits.clear()
