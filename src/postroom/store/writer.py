@@ -22,9 +22,8 @@ Deferred work (parsing and full-text indexing) runs as ``background`` steps, eac
 transaction: when the queue has been empty a moment (and then step after step while it stays
 empty), every ``BACKGROUND_EVERY`` batches while it is not once ``BACKGROUND_MIN`` items
 wait, and after every batch while the backlog exceeds ``BACKLOG``, so it neither delays
-acknowledgements much nor falls behind without bound.  A
-writer without ``background`` leaves that work to another process's writer, which hears of it
-through ``add_background``.
+acknowledgements much nor falls behind without bound.  A writer without ``background``
+leaves that work to another process's writer, which hears of it through ``add_background``.
 """
 
 from __future__ import annotations
