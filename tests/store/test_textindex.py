@@ -10,6 +10,7 @@ import queue
 from postroom.store import query as q
 from postroom.store import sqlite, textindex
 from postroom.store.base import FlagMode, Mailbox
+from postroom.store.describe import UNDESCRIBED
 from postroom.store.sqlite import SqliteStore
 from tests.store.conftest import message
 
@@ -73,6 +74,8 @@ async def test_pending_texts_survive_a_restart(tmp_path, monkeypatch):
     await second.open()
     try:
         await wait_indexed(second, 1)
+        meta = await second._read(lambda conn: conn.execute("SELECT meta FROM blobs").fetchone())
+        assert meta[0] != UNDESCRIBED  # parsed by the background step after the restart
         assert await second.search(inbox.id, q.Body("remember")) == [1]
     finally:
         await second.close()
