@@ -168,7 +168,9 @@ class Connection:
             self._timer = None
         try:
             self.writer.close()
-            async with asyncio.timeout(5):
+            if not self.secure and not self.writer.transport.get_write_buffer_size():
+                return  # nothing left to send: the loop closes the socket in its next turn
+            async with asyncio.timeout(5):  # TLS says goodbye, or the last bytes drain
                 await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError, OSError, TimeoutError):
             pass
