@@ -15,7 +15,14 @@ from postroom.store import query as q
 from postroom.store import sqlite, textindex
 from postroom.store.base import FlagMode
 from postroom.store.describe import UNDESCRIBED, describe, record
+from postroom.store.sqlite import INLINE_MAX, SqliteStore
 from tests.store.conftest import message
+
+
+@pytest.fixture
+def inline_max() -> int:
+    """Messages kept in the database: those are parsed after their commit."""
+    return INLINE_MAX
 
 
 @pytest.fixture
@@ -137,3 +144,24 @@ async def test_what_needs_no_parse_parses_nothing(store, inbox, parses):
     assert parses == []
     assert await store.search(inbox.id, q.And((q.HasFlag("\\Deleted"), q.Body("body")))) == [1]
     assert len(parses) == 1
+
+
+async def test_a_message_kept_in_a_file_is_parsed_before_its_commit(tmp_path, parses):
+    """Large messages are parsed where their file is written, not by the background step."""
+    store = SqliteStore(tmp_path / "d", inline_max=0)
+    await store.open()
+    try:
+        await store.add_domain("example.org")
+        account = await store.create_account("bob@example.org", "h", None)
+        inbox = await store.inbox_id(account.id)
+        data = message(1, subject="In a file")
+        await store.append(inbox, data)
+        assert parses == [len(data)]
+        ((meta, subject, texts),) = await rows(store)
+        assert meta != UNDESCRIBED and subject == "in a file" and texts == 1
+        (fetched,) = await store.fetch(inbox, [1])
+        assert ParsedMessage.from_bytes(fetched.meta).envelope == mime.parse(data).envelope
+        assert await store.search(inbox, q.Header("subject", "file")) == [1]
+        assert parses == [len(data)]
+    finally:
+        await store.close()

@@ -7,6 +7,11 @@ the text SEARCH matches.  The background step makes it (textindex.py), or the fi
 SEARCH that needs it before that; ``record`` keeps whichever comes first, so a message is
 still parsed once.  Parsing is most of the CPU that storing a message costs, and the client
 waiting for its 250 or OK gains nothing from waiting for it too.
+
+A message too large to be kept in the database (sqlite.INLINE_MAX) is parsed before its
+commit instead, on the I/O thread that writes its file: its commit waits for that file's
+fsyncs anyway, and the background step, in the main process, would otherwise parse megabytes
+at once in front of every other write of that process.
 """
 
 from __future__ import annotations

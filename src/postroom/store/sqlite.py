@@ -110,13 +110,14 @@ _ACCOUNT_COLUMNS = "id, address, quota"
 
 @dataclass(slots=True)
 class Prepared:
-    """A message ready for the commit that stores it (and, when kept in a file, written to
-    it); its description comes after (describe.py)."""
+    """A message ready for the commit that stores it: kept in the database and described
+    after that commit, or written to its file and described already (describe.py)."""
 
     blob_id: str
     data: bytes
     inline: bool  # kept in the database; else in a file, renamed into ``dirs[0]``
     dirs: tuple[Path, ...]  # to fsync before the commit that first references the file
+    description: Description | None  # of a message kept in a file
 
 
 class SqliteStore(Store):
@@ -791,15 +792,17 @@ class SqliteStore(Store):
 
     # -- messages: storing ---------------------------------------------------------------
     def prepare(self, data: bytes) -> Prepared:
-        """Name the bytes; for a message kept in a file, also write the file (then on an I/O
-        thread)."""
+        """Name the bytes; a message kept in a file is also written to it and parsed (then
+        on an I/O thread)."""
         blob_id = blobfiles.digest(data)
-        inline = len(data) <= self.inline_max
-        dirs = () if inline else self._blobs.write(blob_id, data)
-        return Prepared(blob_id, data, inline, dirs)
+        if len(data) <= self.inline_max:
+            return Prepared(blob_id, data, True, (), None)
+        dirs = self._blobs.write(blob_id, data)
+        return Prepared(blob_id, data, False, dirs, describe(data, False, self.limits))
 
     def _blob_row(self, conn: sqlite3.Connection, ctx: OpContext, prepared: Prepared) -> int:
-        """The blobs row of a prepared message, created undescribed if new."""
+        """The blobs row of a prepared message, created if new (undescribed when its bytes
+        are kept in the database)."""
         row = conn.execute(
             "INSERT INTO blobs (sha256, meta) VALUES (?, ?)"
             " ON CONFLICT (sha256) DO NOTHING RETURNING id",
@@ -818,6 +821,8 @@ class SqliteStore(Store):
             # The same bytes were released and unlinked since we wrote them: write again.
             # We hold the write lock, so nobody can unlink it before our commit.
             ctx.sync.update(self._blobs.write(prepared.blob_id, prepared.data))
+        if prepared.description is not None:
+            record(conn, blob, prepared.blob_id, prepared.description)
         conn.execute("INSERT INTO fts_pending (blob) VALUES (?)", (blob,))
         ctx.background += 1
         return blob
