@@ -9,8 +9,8 @@ A message of up to ``INLINE_MAX`` bytes is stored in the database by the operati
 it, so its one commit (one WAL fsync, shared by the whole batch) makes it durable; a larger
 one is first written to its blob file by a worker thread, and the writer fsyncs the file's
 directory before the commit that makes it visible, so a committed row always points to a
-complete, durable file (blobs.py).  Either way it is parsed once, after that commit
-(describe.py).
+complete, durable file (blobs.py).  Either way it is parsed once: the first kind after that
+commit, the second while its file is written (describe.py).
 
 Several processes may open the same data folder (the CLI and the SMTP worker processes next
 to ``postroom serve``): their writers take turns on the folder's write lock (writelock.py), and
