@@ -106,12 +106,11 @@ class DotReader:
             region = region.replace(b"\r\n.", b"\r\n")  # RFC 5321 §4.5.2 dot-unstuffing
         # region ends with CRLF, so a bare CR is one followed by another byte than LF; with
         # none, every CR starts a CRLF and the LFs beyond the CRs' count are bare.
-        breaks = region.translate(None, _NOT_CR_LF)  # every CR and LF, in order
-        crs = breaks.count(b"\r")
         if _BARE_CR.search(region):
             self._fail(BARE_CR)
             return
-        bare_lf = len(breaks) != 2 * crs
+        breaks = region.translate(None, _NOT_CR_LF)  # every CR and LF, in order
+        bare_lf = len(breaks) != 2 * breaks.count(b"\r")
         if len(region) > self.max_line and _longest_line(region, self.max_line) > self.max_line:
             self._fail(long_line(self.max_line))
             return
