@@ -197,7 +197,9 @@ class Worker:
             privileges.become(user)
         self.channel.max_frame = max_frame(settings)
         self.reports = CommitReports(self.channel, asyncio.get_running_loop())
-        store = SqliteStore(settings.data_path, limits=settings.limits, report=self.reports)
+        store = SqliteStore(
+            settings.data_path, limits=settings.limits, report=self.reports, solo=self._solo
+        )
         await store.open()
         tls = TLSManager(settings.tls.cert, settings.tls.key, settings.data_path, settings.hostname)
         auth = RemoteAuthenticator(store, settings, self.channel)
@@ -231,6 +233,11 @@ class Worker:
         if steering is not None:
             steering.start()
         log.event("smtp worker ready", pid=os.getpid())
+
+    def _solo(self) -> bool:
+        """At most one session open: a lone client waits for each commit anyway, so the
+        store may commit on this loop's thread (store/writer.py)."""
+        return sum(len(listener.sessions) for listener in self.listeners) <= 1
 
     async def _reject(self, settings: Settings, conn: Connection, reason: str) -> None:
         await conn.write(f"421 4.3.2 {settings.hostname} {reason}\r\n".encode())

@@ -1,9 +1,10 @@
 """The embedded store: SQLite (WAL) for metadata and most message bytes, content-addressed
 files for large messages.
 
-Writes go through one writer thread with group commit (writer.py); reads run on a small pool
-of threads (point lookups on the caller's thread), each with its own connection, and see a
-consistent WAL snapshot per call.
+Writes go through one writer thread with group commit (writer.py; a caller whose loop serves
+one session only may commit on its own thread); reads run on a small pool of threads (point
+lookups on the caller's thread), each with its own connection, and see a consistent WAL
+snapshot per call.
 
 A message of up to ``INLINE_MAX`` bytes is stored in the database by the operation that files
 it, so its one commit (one WAL fsync, shared by the whole batch) makes it durable; a larger
@@ -129,6 +130,7 @@ class SqliteStore(Store):
         *,
         inline_max: int = INLINE_MAX,
         report: Callable[[list[Change]], None] | None = None,
+        solo: Callable[[], bool] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.notifier = notifier if notifier is not None else InProcessNotifier()
@@ -136,6 +138,9 @@ class SqliteStore(Store):
         self.inline_max = inline_max
         # An SMTP worker's: hears of every commit (on the writer thread, with its changes).
         self.report = report
+        # Whether the caller's event loop has nothing to do but its one session: then a
+        # write may be committed on the loop's thread (writer.py).
+        self._solo = solo if solo is not None else _never
         self._db_path = self.data_dir / DB_NAME
         self._blobs = blobfiles.BlobFiles(self.data_dir / "blobs")
         self._directory = Directory(self.data_dir)
@@ -305,7 +310,7 @@ class SqliteStore(Store):
     ) -> T:
         if self._writer is None:
             raise StoreError("the store is not open")
-        return await self._writer.submit(fn, files)
+        return await self._writer.submit(fn, files, here=self._solo())
 
     def _directory_changes(self, ctx: OpContext) -> None:
         """An operation changes domains, aliases or accounts: cached answers go, in every
@@ -1312,6 +1317,10 @@ class SqliteStore(Store):
 
 
 # -- helpers running inside read or write transactions -----------------------------------
+
+
+def _never() -> bool:
+    return False
 
 
 def _account(row: tuple[Any, ...] | None) -> Account | None:

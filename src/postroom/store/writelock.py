@@ -36,5 +36,17 @@ class WriteLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire_nowait(self) -> bool:
+        """Take the lock unless another writer holds it; never waits."""
+        assert self._fd is not None, "the write lock is not open"
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
         assert self._fd is not None
         fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -14,6 +14,14 @@ without SQLite's sleep-and-retry.  The writer's connection never checkpoints the
 ``committed`` hears of each committed batch, with its changes, once its callers are settled:
 the checkpointer (checkpoint.py) is nudged, or an SMTP worker reports to the server process.
 
+A caller whose event loop has nothing else to do (it serves one session) may ask for its
+operation to run ``here``: when the thread is idle, nothing submitted earlier is still
+waiting and no other process holds the write lock, the calling thread runs it as a batch of
+one and its future is settled before ``submit`` returns.  That saves two thread hand-overs
+and a GIL hand-over per write (a lone client sending message after message gets 8% more
+through, bench/ab.py), for blocking the loop during one commit that its only session waits
+for anyway.
+
 Blob files whose last reference went away are unlinked after the commit, under the write
 lock, and only if no row came back for them meanwhile (another operation or another process
 may have stored the same bytes again).
@@ -97,6 +105,10 @@ class _More:
     items: int
 
 
+# Whether a transaction committed; each item's result or error and context; the blobs it
+# released.
+_Outcome = tuple[bool, list[tuple[_Item, Any, BaseException | None, OpContext]], list[str]]
+
 _STOP = object()
 
 
@@ -119,19 +131,51 @@ class Writer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="postroom-store-writer", daemon=True)
         self._closed = False
+        # Whoever uses the connection holds this: the thread, or a caller running ``here``.
+        self._turn = threading.Lock()
+        self._conn: sqlite3.Connection | None = None  # while the thread runs
+        self._queued = 0  # items put in the queue (by callers on the loop)
+        self._ran = 0  # of those, how many the thread ran (under _turn)
         self.batches = 0  # committed transactions, for tests and benchmarks
 
     def start(self) -> None:
         self._lock.open()
         self._thread.start()
 
-    def submit(self, fn: Operation, files: Iterable[str] = ()) -> asyncio.Future[Any]:
+    def submit(
+        self, fn: Operation, files: Iterable[str] = (), *, here: bool = False
+    ) -> asyncio.Future[Any]:
+        """Queue ``fn`` for the thread; with ``here``, run it on this thread when it would
+        not have to wait (see the module docstring)."""
         if self._closed:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Item(fn, future, loop, tuple(files)))
+        item = _Item(fn, future, loop, tuple(files))
+        if not (here and self._run_here(item)):
+            self._queued += 1
+            self._queue.put(item)
         return future
+
+    def _run_here(self, item: _Item) -> bool:
+        """Run and commit ``item`` on the calling thread if nothing is to be waited for."""
+        if not self._turn.acquire(blocking=False):
+            return False
+        try:
+            conn = self._conn
+            # Writes commit in the order they were submitted.
+            if conn is None or self._ran != self._queued or not self._lock.acquire_nowait():
+                return False
+            try:
+                outcome = self._transaction(conn, [item])
+            finally:
+                self._lock.release()
+            added = self._conclude(conn, outcome)
+            if added and self._background is not None:
+                self._queue.put(_More(added))  # for the thread's background steps
+            return True
+        finally:
+            self._turn.release()
 
     def add_background(self, items: int) -> None:
         """Another process committed ``items`` of background work (safe from any thread)."""
@@ -151,6 +195,7 @@ class Writer:
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         # Savepoints' journals: on disk, each batch would create, unlink and fill a file.
         conn.execute("PRAGMA temp_store = MEMORY")
+        self._conn = conn
         try:
             # Work may be left from before a crash.
             pending = 0 if self._background is None else 1
@@ -202,21 +247,32 @@ class Writer:
                 if stopping:
                     break
         finally:
-            self._lock.close()
-            conn.close()
+            with self._turn:
+                self._conn = None
+                self._lock.close()
+                conn.close()
 
     def _step(self, conn: sqlite3.Connection) -> int:
         assert self._background is not None  # nothing is pending without it
         try:
-            return self._background(conn, self._lock)
+            with self._turn:
+                return self._background(conn, self._lock)
         except Exception as exc:  # retried after the next batch; searches still see the rows
             log.event("store_background_failed", error=repr(exc))
             return 0
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> int:
         """Run, commit, clean up, announce, settle; returns the background work added."""
-        with self._lock:
-            committed, outcomes, released = self._transaction(conn, batch)
+        with self._turn:
+            with self._lock:
+                outcome = self._transaction(conn, batch)
+            self._ran += len(batch)
+            return self._conclude(conn, outcome)
+
+    def _conclude(self, conn: sqlite3.Connection, outcome: _Outcome) -> int:
+        """After a transaction: clean up, announce, settle; returns the background work
+        added."""
+        committed, outcomes, released = outcome
         self.batches += 1
         unlink = set(released)
         for item, _, exc, _ in outcomes:
@@ -250,9 +306,7 @@ class Writer:
                 log.event("store_report_failed", error=repr(error))
         return background
 
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[_Item]
-    ) -> tuple[bool, list[tuple[_Item, Any, BaseException | None, OpContext]], list[str]]:
+    def _transaction(self, conn: sqlite3.Connection, batch: list[_Item]) -> _Outcome:
         """Each operation in its own savepoint (a failing one is rolled back alone), then one
         commit; returns whether it committed, the outcomes and the blobs it released."""
         outcomes: list[tuple[_Item, Any, BaseException | None, OpContext]] = []
@@ -339,6 +393,9 @@ def _settle(item: _Item, result: Any, exc: BaseException | None) -> None:
         else:
             item.future.set_exception(exc)
 
+    if asyncio._get_running_loop() is item.loop:  # run here, on the caller's loop
+        settle()
+        return
     # RuntimeError: the caller's loop is closed, nobody is waiting any more.
     with contextlib.suppress(RuntimeError):
         item.loop.call_soon_threadsafe(settle)
