@@ -27,3 +27,20 @@ def test_a_second_holder_waits_for_the_first(tmp_path):
     finally:
         first.close()
         second.close()
+
+
+def test_acquire_nowait_takes_only_a_free_lock(tmp_path):
+    first, second = WriteLock(tmp_path), WriteLock(tmp_path)
+    first.open()
+    second.open()
+    try:
+        with first:
+            assert not second.acquire_nowait()
+        assert second.acquire_nowait()
+        try:
+            assert not first.acquire_nowait()
+        finally:
+            second.release()
+    finally:
+        first.close()
+        second.close()
